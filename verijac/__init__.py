@@ -1,0 +1,111 @@
+"""verijac: verify PyTorch autograd against exact symbolic derivatives.
+
+Importing verijac is cheap: SymPy and torch load when a name that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    CaseError as CaseError,
+)
+from ._errors import (
+    DomainError as DomainError,
+)
+from ._errors import (
+    ParseError as ParseError,
+)
+from ._errors import (
+    ShapeError as ShapeError,
+)
+from ._errors import (
+    TableError as TableError,
+)
+from ._errors import (
+    UnknownCaseError as UnknownCaseError,
+)
+from ._errors import (
+    UnknownPathError as UnknownPathError,
+)
+from ._errors import (
+    UnsupportedFunctionError as UnsupportedFunctionError,
+)
+from ._errors import (
+    UsageError as UsageError,
+)
+from ._errors import (
+    VerijacError as VerijacError,
+)
+
+if TYPE_CHECKING:
+    from ._case import Case as Case
+    from ._case import KnownPoint as KnownPoint
+    from ._case import array as array
+    from ._case import scalar as scalar
+    from ._domain import Interval as Interval
+    from ._functions import register_function as register_function
+    from ._functions import unregister_function as unregister_function
+    from ._parse import parse as parse
+    from ._registry import get_case as get_case
+    from ._registry import list_cases as list_cases
+    from ._registry import load_cases as load_cases
+    from ._registry import register_case as register_case
+
+__version__ = "0.1.0"
+
+# public name → module that defines it; loaded on first access (PEP 562).
+_LAZY: dict[str, str] = {
+    "Case": "._case",
+    "KnownPoint": "._case",
+    "array": "._case",
+    "scalar": "._case",
+    "Interval": "._domain",
+    "register_function": "._functions",
+    "unregister_function": "._functions",
+    "parse": "._parse",
+    "get_case": "._registry",
+    "list_cases": "._registry",
+    "load_cases": "._registry",
+    "register_case": "._registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verijac' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "Case",
+    "CaseError",
+    "DomainError",
+    "Interval",
+    "KnownPoint",
+    "ParseError",
+    "ShapeError",
+    "TableError",
+    "UnknownCaseError",
+    "UnknownPathError",
+    "UnsupportedFunctionError",
+    "UsageError",
+    "VerijacError",
+    "array",
+    "get_case",
+    "list_cases",
+    "load_cases",
+    "parse",
+    "register_case",
+    "register_function",
+    "scalar",
+    "unregister_function",
+]

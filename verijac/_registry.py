@@ -1,0 +1,155 @@
+"""The case registry: shipped cases, extra case directories, lookup by name, tag or glob."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._errors import CaseError, UnknownCaseError, UsageError
+
+if TYPE_CHECKING:
+    from ._case import Case
+
+_CASES: dict[str, Case] = {}
+_SOURCES: dict[str, str] = {}
+_LOADED_SHIPPED = False
+_LOADED_DIRS: set[Path] = set()
+
+#: Environment variable with extra case directories (``os.pathsep``-separated).
+CASES_PATH_ENV = "VERIJAC_CASES_PATH"
+
+
+def register_case(case: Case, *, source: str = "<user>", replace: bool = False) -> Case:
+    """Add a case to the registry so `get_case` and `verijac check` find it.
+
+    Raises:
+        CaseError: another case already has that name (pass ``replace=True`` to override).
+    """
+    from ._case import Case
+
+    if not isinstance(case, Case):
+        raise CaseError(f"register_case expects a verijac.Case, got {case!r}")
+    if case.name in _CASES and not replace and _CASES[case.name] is not case:
+        raise CaseError(
+            f"duplicate case name {case.name!r}: defined in {_SOURCES[case.name]} and {source}; "
+            "rename one of them"
+        )
+    _CASES[case.name] = case
+    _SOURCES[case.name] = source
+    return case
+
+
+def _ensure_loaded() -> None:
+    global _LOADED_SHIPPED
+    if not _LOADED_SHIPPED:
+        _LOADED_SHIPPED = True
+        import verijac_cases
+
+        for info in sorted(pkgutil.iter_modules(verijac_cases.__path__), key=lambda m: m.name):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"verijac_cases.{info.name}")
+            for case in getattr(module, "CASES", ()):
+                register_case(case, source=f"verijac_cases.{info.name}")
+        _text_cases(Path(verijac_cases.__path__[0]))
+        for extra in os.environ.get(CASES_PATH_ENV, "").split(os.pathsep):
+            if extra:
+                load_cases(extra)
+
+
+def _text_cases(directory: Path) -> list[str]:
+    names = []
+    for path in sorted(directory.glob("*.toml")):
+        from ._textcase import load_case_file
+
+        case = load_case_file(path)
+        register_case(case, source=str(path))
+        names.append(case.name)
+    return names
+
+
+def load_cases(directory: str | os.PathLike[str]) -> list[str]:
+    """Load every case from a directory: ``*.py`` modules defining ``CASES`` and ``*.toml`` files.
+
+    Python files are your own code and are imported; TOML files are parsed safely, never
+    executed. Returns the names of the cases loaded.
+
+    Raises:
+        UsageError: the directory does not exist.
+        CaseError: a file defines an invalid or duplicate case.
+    """
+    path = Path(directory).resolve()
+    if not path.is_dir():
+        raise UsageError(f"cases directory {str(directory)!r} does not exist or is not a directory")
+    _ensure_loaded()
+    if path in _LOADED_DIRS:
+        return []
+    _LOADED_DIRS.add(path)
+    names: list[str] = []
+    for file in sorted(path.glob("*.py")):
+        if file.name.startswith("_"):
+            continue
+        mod_name = f"verijac_user_cases_{abs(hash(str(file)))}"
+        spec = importlib.util.spec_from_file_location(mod_name, file)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+        for case in getattr(module, "CASES", ()):
+            register_case(case, source=str(file))
+            names.append(case.name)
+    names += _text_cases(path)
+    return names
+
+
+def get_case(name: str) -> Case:
+    """The registered case called ``name``.
+
+    Raises:
+        UnknownCaseError: no such case; the message suggests close names.
+    """
+    _ensure_loaded()
+    try:
+        return _CASES[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(_CASES), n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownCaseError(
+            f"no case named {name!r}{hint} (`verijac list` shows all {len(_CASES)} cases)"
+        ) from None
+
+
+def list_cases(pattern: str | None = None, *, tag: str | Iterable[str] | None = None) -> list[Case]:
+    """Registered cases, sorted by name, filtered by a glob on the name and by tag(s).
+
+    Args:
+        pattern: a glob such as ``"seed_*"`` (``None`` matches all).
+        tag: a tag, or several tags that must all be present.
+    """
+    _ensure_loaded()
+    tags = {tag} if isinstance(tag, str) else set(tag or ())
+    out = []
+    for name in sorted(_CASES):
+        case = _CASES[name]
+        if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
+            continue
+        if not tags <= case.tags:
+            continue
+        out.append(case)
+    return out
+
+
+def case_source(name: str) -> str:
+    """Where the case called ``name`` was defined."""
+    _ensure_loaded()
+    return _SOURCES.get(name, "<unknown>")

@@ -1,0 +1,295 @@
+"""What an autograd path is, what it receives, and the registry of paths.
+
+A path takes a `Problem` (the function under test and a batch of points) and returns its
+result in a canonical flat layout, so every path compares against one exact reference:
+
+======================  =================  ===============================================
+``computes``            result shape       exact reference
+======================  =================  ===============================================
+``jacobian``            ``(N, m, n)``      ``J``
+``jvp``                 ``(N, m)``         ``J @ t``
+``vjp``                 ``(N, n)``         ``c @ J``
+``vjp_accumulated``     ``(N, n)``         ``2 · c @ J`` (two backward passes accumulate)
+``gradient``            ``(N, n)``         ``J[:, 0]`` (scalar output only)
+``hessian``             ``(N, m, n, n)``   ``H``
+``hvp``                 ``(N, n)``         ``H[:, 0] @ t`` (scalar output only)
+``vhp``                 ``(N, n)``         ``t @ H[:, 0]`` (scalar output only)
+``chvp``                ``(N, n)``         ``Σ_k c_k H_k @ t`` (second order, any output)
+``behaviour``           ``None``           the path asserts a documented behaviour itself
+======================  =================  ===============================================
+
+``N`` points, ``n`` input elements (all inputs flattened and concatenated in order), ``m``
+output elements (likewise). ``t`` are the tangents ``(N, n)``, ``c`` the cotangents ``(N, m)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import UnknownPathError, UsageError
+
+Shape = tuple[int, ...]
+
+FAMILIES = ("reverse", "forward", "functional", "func", "higher-order", "compiled", "contract")
+COMPUTES = (
+    "jacobian",
+    "jvp",
+    "vjp",
+    "vjp_accumulated",
+    "gradient",
+    "hessian",
+    "hvp",
+    "vhp",
+    "chvp",
+    "behaviour",
+)
+#: Requirements a path may declare; the runner reports `unsupported` when the case lacks one.
+REQUIREMENTS = ("scalar_output", "pointwise", "unused_input", "array_input")
+#: Torch capabilities a path relies on. A function lacking one (no forward-mode rule, no vmap
+#: support, not twice differentiable) makes the path `unsupported`, unless the user declares
+#: the capability required (``check_op(..., require=("forward_ad",))``): then it is a failure.
+CAPABILITIES = ("forward_ad", "vmap", "double_backward", "compile")
+
+
+class Unsupported(Exception):
+    """Raised by a path that cannot apply to this function; the message is the reason."""
+
+
+class BehaviourMismatch(Exception):
+    """Raised by a path when torch does not show a documented behaviour (e.g. accumulation)."""
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """A path's value, with the points it was computed at when they differ from the problem's."""
+
+    value: Any
+    inputs: tuple[Any, ...] | None = None
+
+
+@dataclass
+class Problem:
+    """What a path receives: the function under test and a batch of points.
+
+    Attributes:
+        func: the function under test, called with one tensor per input. When ``pointwise``
+            it accepts leading batch dimensions and maps each point independently.
+        inputs: one tensor per input, shaped ``(N, *in_shape)``, not requiring grad.
+        in_shapes / out_shapes: the case's per-point shapes.
+        tuple_inputs / tuple_outputs: whether torch sees a tuple (nesting of results).
+        tangents: ``(N, n)`` random tangents; cotangents: ``(N, m)`` random cotangents.
+        pointwise: whether row ``i`` of the outputs depends on row ``i`` of the inputs only,
+            which makes the summed-output trick valid (see docs/paths.md).
+        unused_inputs: per input, whether no output depends on it (for ``strict=True``).
+    """
+
+    func: Callable[..., Any]
+    inputs: tuple[Any, ...]
+    in_shapes: tuple[Shape, ...]
+    out_shapes: tuple[Shape, ...]
+    tuple_inputs: bool
+    tuple_outputs: bool
+    tangents: Any
+    cotangents: Any
+    pointwise: bool = True
+    unused_inputs: tuple[bool, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def N(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+    @property
+    def n(self) -> int:
+        return sum(_size(s) for s in self.in_shapes)
+
+    @property
+    def m(self) -> int:
+        return sum(_size(s) for s in self.out_shapes)
+
+    @property
+    def scalar_output(self) -> bool:
+        return not self.tuple_outputs and self.out_shapes[0] == ()
+
+    # -- layout helpers -------------------------------------------------------------------------
+    def split_inputs(self, flat: Any) -> tuple[Any, ...]:
+        """``(N, n)`` → one tensor per input shaped ``(N, *in_shape)``."""
+        return _split(flat, self.in_shapes)
+
+    def split_outputs(self, flat: Any) -> tuple[Any, ...]:
+        """``(N, m)`` → one tensor per output shaped ``(N, *out_shape)``."""
+        return _split(flat, self.out_shapes)
+
+    def flat_inputs(self, tensors: Sequence[Any]) -> Any:
+        """One tensor per input ``(N, *in_shape)`` → ``(N, n)``."""
+        import torch
+
+        return torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
+
+    def flat_outputs(self, out: Any) -> Any:
+        """The function's return value (tensor or tuple), batched → ``(N, m)``."""
+        import torch
+
+        outs = out if self.tuple_outputs else (out,)
+        return torch.cat([o.reshape(self.N, -1) for o in outs], dim=1)
+
+    def as_args(self, tensors: Sequence[Any]) -> Any:
+        """Inputs the way torch.autograd.functional passes them: a tensor or a tuple."""
+        return tuple(tensors) if self.tuple_inputs else tensors[0]
+
+    def flat_jacobian(self, nested: Any, *, batch: int | None = None) -> Any:
+        """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``.
+
+        Args:
+            nested: blocks ``(*batch, *out_shape, *in_shape)`` nested [out][in].
+            batch: unused; blocks with no batch dimension (one point) get one added.
+        """
+        import torch
+
+        rows_o = nested if self.tuple_outputs else (nested,)
+        rows = []
+        for o_shape, row in zip(self.out_shapes, rows_o):
+            blocks = row if self.tuple_inputs else (row,)
+            cols = []
+            for i_shape, b in zip(self.in_shapes, blocks):
+                n_lead = b.dim() - len(o_shape) - len(i_shape)
+                b = b.reshape(*b.shape[:n_lead], _size(o_shape), _size(i_shape))
+                if n_lead == 0:
+                    b = b.unsqueeze(0)
+                cols.append(b)
+            rows.append(torch.cat(cols, dim=-1))
+        return torch.cat(rows, dim=-2)
+
+    def unbatched(self, i: int) -> tuple[Any, ...]:
+        """The inputs of point ``i`` without the batch dimension."""
+        return tuple(x[i] for x in self.inputs)
+
+
+def _size(shape: Shape) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def _split(flat: Any, shapes: Sequence[Shape]) -> tuple[Any, ...]:
+    out, pos = [], 0
+    for s in shapes:
+        k = _size(s)
+        out.append(flat[:, pos : pos + k].reshape(flat.shape[0], *s))
+        pos += k
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Path:
+    """One registered way of computing a derivative with PyTorch.
+
+    Attributes:
+        name: stable identifier, e.g. ``"func.vmap_jacrev"``.
+        family: one of `FAMILIES`.
+        computes: one of `COMPUTES`; fixes the result layout and the exact reference.
+        call: the torch call, as a reader would write it.
+        run: takes a `Problem`, returns a tensor (or `PathResult`) in the canonical layout.
+        requires: requirements from `REQUIREMENTS` the case must meet.
+        uses: torch capabilities from `CAPABILITIES` the path relies on.
+        cost: function / backward / jvp calls for n inputs, m outputs, N points.
+        batched: whether one call covers the whole batch; otherwise the runner gives the path
+            a few points only.
+        opt_in: run only when asked for by name or family (slow, e.g. compiled paths).
+        description: what it checks, one line.
+    """
+
+    name: str
+    family: str
+    computes: str
+    call: str
+    run: Callable[[Problem], Any]
+    requires: frozenset[str] = frozenset()
+    uses: frozenset[str] = frozenset()
+    cost: str = ""
+    batched: bool = True
+    opt_in: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise UsageError(f"path {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+        if self.computes not in COMPUTES:
+            raise UsageError(
+                f"path {self.name!r}: computes must be one of {COMPUTES}, got {self.computes!r}"
+            )
+        unknown = set(self.requires) - set(REQUIREMENTS)
+        if unknown:
+            raise UsageError(
+                f"path {self.name!r}: unknown requirements {sorted(unknown)}; known: {REQUIREMENTS}"
+            )
+        unknown_uses = set(self.uses) - set(CAPABILITIES)
+        if unknown_uses:
+            raise UsageError(
+                f"path {self.name!r}: unknown capabilities {sorted(unknown_uses)}; known: {CAPABILITIES}"
+            )
+        if not callable(self.run):
+            raise UsageError(f"path {self.name!r}: run must be callable, got {self.run!r}")
+
+
+_PATHS: dict[str, Path] = {}
+
+
+def register_path(path: Path, *, replace: bool = False) -> Path:
+    """Add a path to the catalogue.
+
+    Raises:
+        UsageError: a different path already has that name (pass ``replace=True``).
+    """
+    if not isinstance(path, Path):
+        raise UsageError(f"register_path expects a verijac.Path, got {path!r}")
+    if path.name in _PATHS and not replace and _PATHS[path.name] is not path:
+        raise UsageError(f"a path named {path.name!r} is already registered; pass replace=True")
+    _PATHS[path.name] = path
+    return path
+
+
+def _ensure_builtin() -> None:
+    from . import _catalogue  # noqa: F401  (registers the built-in paths)
+
+
+def get_path(name: str) -> Path:
+    """The registered path called ``name``.
+
+    Raises:
+        UnknownPathError: no such path; the message suggests close names.
+    """
+    _ensure_builtin()
+    try:
+        return _PATHS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_PATHS), n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownPathError(
+            f"no path named {name!r}{hint} (`verijac list --paths` shows the catalogue)"
+        ) from None
+
+
+def list_paths(
+    pattern: str | None = None, *, family: str | Iterable[str] | None = None, include_opt_in: bool = True
+) -> list[Path]:
+    """Registered paths in catalogue order, filtered by a name glob and family."""
+    import fnmatch
+
+    _ensure_builtin()
+    fams = {family} if isinstance(family, str) else set(family or ())
+    out = []
+    for p in _PATHS.values():
+        if pattern is not None and not fnmatch.fnmatchcase(p.name, pattern):
+            continue
+        if fams and p.family not in fams:
+            continue
+        if p.opt_in and not include_opt_in:
+            continue
+        out.append(p)
+    return out
