@@ -112,6 +112,10 @@ def _zeta(s: Any, q: Any = 1.0) -> Any:
     return _torch().special.zeta(s, q)
 
 
+#: The highest integer order of Bessel functions built by recurrence from orders 0 and 1.
+BESSEL_MAX_ORDER = 6
+
+
 def _bessel(kind: str) -> Callable[[Any, Any], Any]:
     names = {
         "j": ("special.bessel_j0", "special.bessel_j1"),
@@ -123,12 +127,25 @@ def _bessel(kind: str) -> Callable[[Any, Any], Any]:
     def call(nu: Any, x: Any) -> Any:
         (x,) = _like((x,))
         order = float(nu)
-        if order not in (0.0, 1.0):
+        if order != int(order) or not 0 <= order <= BESSEL_MAX_ORDER:
             raise UnsupportedFunctionError(
-                f"bessel{kind}({order:g}, x): torch has only orders 0 and 1; register a mapping "
-                f"for bessel{kind} with verijac.register_function to support other orders"
+                f"bessel{kind}({order:g}, x): torch has orders 0 and 1, verijac builds integer "
+                f"orders up to {BESSEL_MAX_ORDER} by recurrence; register a mapping for "
+                f"bessel{kind} with verijac.register_function for other orders"
             )
-        return _resolve(names[int(order)])(x)
+        prev, cur = _resolve(names[0])(x), _resolve(names[1])(x)
+        if order == 0:
+            return prev
+        # Three-term recurrences (DLMF 10.6.1, 10.29.1); SymPy's derivative of an order-n
+        # Bessel function involves order n + 1, so order 1 needs order 2.
+        for n in range(1, int(order)):
+            if kind in "jy":
+                prev, cur = cur, (2 * n / x) * cur - prev
+            elif kind == "i":
+                prev, cur = cur, prev - (2 * n / x) * cur
+            else:
+                prev, cur = cur, prev + (2 * n / x) * cur
+        return cur
 
     call.__name__ = f"bessel{kind}"
     return call
@@ -192,16 +209,17 @@ FUNCTIONS: dict[type, Mapping] = {
         _gamma, "sign · torch.exp(torch.lgamma(x))", "no torch.special.gamma exists"
     ),
     sympy.loggamma: Mapping(_unary("lgamma"), "torch.lgamma", "log|Γ(x)|: equal for x > 0"),
-    sympy.digamma: Mapping(_unary("special.digamma"), "torch.special.digamma"),
-    sympy.polygamma: Mapping(_polygamma, "torch.special.polygamma(n, x)", "integer n only"),
+    sympy.polygamma: Mapping(
+        _polygamma, "torch.special.polygamma(n, x)", "integer n only; digamma(x) is polygamma(0, x)"
+    ),
     sympy.zeta: Mapping(_zeta, "torch.special.zeta(s, q)", "Riemann zeta is q = 1"),
-    sympy.besselj: Mapping(_bessel("j"), "torch.special.bessel_j0 / bessel_j1", "orders 0, 1"),
-    sympy.bessely: Mapping(_bessel("y"), "torch.special.bessel_y0 / bessel_y1", "orders 0, 1"),
+    sympy.besselj: Mapping(_bessel("j"), "torch.special.bessel_j0 / bessel_j1", "integer orders ≤ 6 by recurrence"),
+    sympy.bessely: Mapping(_bessel("y"), "torch.special.bessel_y0 / bessel_y1", "integer orders ≤ 6 by recurrence"),
     sympy.besseli: Mapping(
-        _bessel("i"), "torch.special.modified_bessel_i0 / i1", "orders 0, 1"
+        _bessel("i"), "torch.special.modified_bessel_i0 / i1", "integer orders ≤ 6 by recurrence"
     ),
     sympy.besselk: Mapping(
-        _bessel("k"), "torch.special.modified_bessel_k0 / k1", "orders 0, 1"
+        _bessel("k"), "torch.special.modified_bessel_k0 / k1", "integer orders ≤ 6 by recurrence"
     ),
     sympy.sinc: Mapping(_sinc, "torch.sinc(x / π)", "SymPy's sinc is sin(x)/x"),
 }
@@ -235,7 +253,6 @@ def register_function(
     if not callable(implementation):
         raise UsageError(f"implementation must be callable, got {implementation!r}")
     _USER[function] = Mapping(implementation, description or getattr(implementation, "__name__", "user"))
-    _BY_NAME.pop(function.__name__, None)
 
 
 def unregister_function(function: type) -> None:
@@ -243,9 +260,8 @@ def unregister_function(function: type) -> None:
     _USER.pop(function, None)
 
 
-_BY_NAME: dict[str, type] = {}
 # symengine spells some classes differently from SymPy.
-_ALIASES = {"LambertW": "LambertW", "ceiling": "ceiling", "Max": "Max", "Min": "Min"}
+_ALIASES = {"lambertw": "LambertW"}
 
 
 def lookup(name: str, sympy_class: type | None = None) -> Mapping:
@@ -265,3 +281,11 @@ def lookup(name: str, sympy_class: type | None = None) -> Mapping:
         "tensors and returns a tensor; supported: "
         + ", ".join(sorted(c.__name__ for c in ACTIVE))
     )
+
+
+def coverage_markdown() -> str:
+    """The function map as a Markdown table (docs/functions.md is generated from this)."""
+    rows = ["| SymPy | torch implementation | note |", "| --- | --- | --- |"]
+    for cls, mapping in sorted(ACTIVE.items(), key=lambda kv: kv[0].__name__.lower()):
+        rows.append(f"| `{cls.__name__}` | `{mapping.torch}` | {mapping.note} |")
+    return "\n".join(rows) + "\n"

@@ -16,6 +16,9 @@ from typing import Any
 
 import sympy
 
+#: Sums with at least this many terms convert to SymPy unevaluated (see `Derivatives._converter`).
+LARGE_SUM = 16
+
 #: SymPy functions whose derivatives symengine computes correctly (checked in the tests).
 SYMENGINE_EXACT: frozenset[type] = frozenset(
     {
@@ -30,14 +33,19 @@ SYMENGINE_EXACT: frozenset[type] = frozenset(
 
 
 def _uses_only_symengine_exact(exprs: Sequence[sympy.Expr]) -> bool:
+    """Whether every node is arithmetic, an atom, or a function symengine differentiates right."""
     for expr in exprs:
-        for fn in expr.atoms(sympy.Function):
-            if type(fn) not in SYMENGINE_EXACT and fn.func not in SYMENGINE_EXACT:
-                return False
-            if isinstance(fn, sympy.polygamma) and not fn.args[0].is_Integer:
-                return False
-        if expr.has(sympy.Piecewise, sympy.Derivative, sympy.Integral, sympy.Subs):
-            return False
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if node.is_Atom:
+                continue
+            if not isinstance(node, (sympy.Add, sympy.Mul, sympy.Pow)):
+                if type(node) not in SYMENGINE_EXACT:
+                    return False
+                if isinstance(node, sympy.polygamma) and not node.args[0].is_Integer:
+                    return False
+            stack.extend(node.args)
     return True
 
 
@@ -75,6 +83,11 @@ class Derivatives:
 
         return tuple(symengine.sympify(e) for e in self.exprs)
 
+    def _diff(self, e: Any, s: Any) -> Any:
+        if self.engine == "symengine":
+            return e.diff(s)
+        return _almost_everywhere(sympy.diff(e, s))
+
     @cached_property
     def jacobian_native(self) -> list[list[Any]]:
         """``J[k][l] = d out_k / d in_l`` in the engine's types."""
@@ -82,7 +95,7 @@ class Derivatives:
         rows = []
         for e in self.native_exprs:
             free = e.free_symbols
-            rows.append([e.diff(s) if s in free else _zero(self.engine) for s in syms])
+            rows.append([self._diff(e, s) if s in free else _zero(self.engine) for s in syms])
         return rows
 
     @cached_property
@@ -97,7 +110,7 @@ class Derivatives:
             for a in range(n):
                 free = row[a].free_symbols
                 for b in range(a, n):
-                    val = row[a].diff(syms[b]) if syms[b] in free else zero
+                    val = self._diff(row[a], syms[b]) if syms[b] in free else zero
                     h[a][b] = h[b][a] = val
             out.append(h)
         return out
@@ -107,11 +120,46 @@ class Derivatives:
         """Convert one native expression to SymPy on the case's real symbols."""
         if self.engine == "sympy":
             return expr  # type: ignore[no-any-return]
-        return sympy.sympify(expr).xreplace(self._plain_to_real)  # type: ignore[no-any-return]
+        return self._converter(expr)
 
     @cached_property
-    def _plain_to_real(self) -> dict[sympy.Symbol, sympy.Symbol]:
-        return {sympy.Symbol(s.name): s for s in self.symbols}
+    def _converter(self) -> Any:
+        """A memoising symengine → SymPy converter.
+
+        Shared subtrees (the ``tanh(W x)_i`` inside every entry of row ``i``) convert once.
+        Sums of many terms are built unevaluated from symengine's already canonical terms:
+        SymPy's evaluating ``Add`` of 64 float-weighted terms costs ~30 ms, which made
+        ``jacobian()`` of a dense 64×64 case take 10 s.
+        """
+        real = {s.name: s for s in self.symbols}
+        memo: dict[Any, Any] = {}
+
+        def conv(e: Any) -> Any:
+            hit = memo.get(e)
+            if hit is not None:
+                return hit
+            if e.is_Symbol:
+                out = real[e.name]
+            elif not e.free_symbols:
+                out = sympy.sympify(e)
+            elif e.is_Add:
+                args = [conv(a) for a in e.args]
+                out = sympy.Add(*args, evaluate=len(args) < LARGE_SUM)
+            elif e.is_Mul:
+                out = sympy.Mul(*[conv(a) for a in e.args])
+            elif e.is_Pow:
+                base, exp = e.args
+                out = sympy.exp(conv(exp)) if base == _E else sympy.Pow(conv(base), conv(exp))
+            else:
+                fn = getattr(sympy, type(e).__name__, None)
+                if fn is None:
+                    out = sympy.sympify(e).xreplace({sympy.Symbol(k): v for k, v in real.items()})
+                else:
+                    out = fn(*[conv(a) for a in e.args])
+            memo[e] = out
+            return out
+
+        return conv
 
     def jacobian_sympy(self) -> list[list[sympy.Expr]]:
         """The flat Jacobian as SymPy, ``[out][in]``."""
@@ -128,6 +176,44 @@ class Derivatives:
     @cached_property
     def _hessian_sympy(self) -> list[list[list[sympy.Expr]]]:
         return [[[self.to_sympy(e) for e in row] for row in h] for h in self.hessian_native]
+
+
+#: Functions that are constant between their jumps: their derivative is 0 almost everywhere.
+_STEPS = (sympy.floor, sympy.ceiling, sympy.sign, sympy.Heaviside)
+
+
+def _almost_everywhere(expr: sympy.Expr) -> sympy.Expr:
+    """The derivative away from the kinks and jumps that a case's domain must exclude.
+
+    SymPy differentiates ``sign`` and ``Heaviside`` into ``DiracDelta`` terms and leaves
+    ``floor``/``ceiling`` as unevaluated ``Derivative``s; off their jump points (which the
+    domain excludes) all of these are exactly zero.
+    """
+    if expr.has(sympy.DiracDelta):
+        expr = expr.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    if expr.has(sympy.Derivative):
+        expr = expr.replace(
+            lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, _STEPS),
+            lambda e: sympy.S.Zero,
+        )
+    return expr
+
+
+def _e() -> Any:
+    import symengine
+
+    return symengine.E
+
+
+class _LazyE:
+    def __eq__(self, other: object) -> bool:
+        return bool(other == _e())
+
+    def __hash__(self) -> int:
+        return hash("E")
+
+
+_E = _LazyE()
 
 
 def _zero(engine: str) -> Any:

@@ -191,10 +191,10 @@ def _probe_values(case: Case, rng: random.Random) -> dict[sympy.Symbol, float] |
                 return None
     for g in case.exclude:
         try:
-            val = float(g.xreplace(values).evalf())  # type: ignore[arg-type]
+            val = float(sympy.sympify(g.xreplace(values)).evalf())  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return None
-        if abs(val) < case.margin * max(1.0, 1.0):
+        if abs(val) < case.margin:
             return None
     return values
 

@@ -1,0 +1,110 @@
+"""The Case model: accepted forms, nesting, and a clear error for every defect."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+import verijac
+from verijac import Case, CaseError, DomainError, Interval, KnownPoint, ShapeError, VerijacError
+
+x, y = verijac.scalar("x"), verijac.scalar("y")
+
+
+def test_minimum_constructor_and_shapes() -> None:
+    case = Case("c_min", inputs={"x": x}, outputs=sympy.sin(x), domain={"x": (-1, 1)})
+    assert case.scalar_output and not case.tuple_inputs and not case.tuple_outputs
+    assert case.n_in == 1 and case.n_out == 1
+    assert case.jacobian() == sympy.cos(x)
+    assert case.hessian() == -sympy.sin(x)
+
+
+def test_plain_symbols_become_real() -> None:
+    a = sympy.Symbol("a")  # no assumptions: verijac checks real functions
+    case = Case("c_plain", inputs={"a": a}, outputs=sympy.Abs(a), domain={"a": Interval(-1, 1, exclude=(0,))})
+    (sym,) = case.in_symbols
+    assert sym.is_real
+    assert case.jacobian() == sympy.sign(sym)
+
+
+def test_tuple_and_array_nesting_matches_torch() -> None:
+    A = verijac.array("A", (2, 3))
+    case = Case(
+        "c_nest",
+        inputs={"A": A, "y": y},
+        outputs=(A.applyfunc(lambda e: e * y), y**2),
+        domain={"A": (-1, 1), "y": (-1, 1)},
+    )
+    jac = case.jacobian()
+    assert len(jac) == 2 and len(jac[0]) == 2
+    assert jac[0][0].shape == (2, 3, 2, 3) and jac[0][1].shape == (2, 3)
+    assert jac[1][0].shape == (2, 3) and jac[1][1] == 2 * case.in_symbols[-1]
+    hess = case.hessian()
+    assert len(hess) == 2 and hess[1][1][1] == 2
+    assert hess[0][0][1].shape == (2, 3, 2, 3)
+
+
+def test_matrix_output_and_known_points_checked() -> None:
+    M = verijac.array("M", (2, 2))
+    det = M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
+    case = Case(
+        "c_det",
+        inputs={"M": M},
+        outputs=det,
+        domain={"M": (-5, 5)},
+        known=[KnownPoint(at={"M": [[1, 2], [3, 4]]}, value=-2, jacobian=[[4, -3], [-2, 1]])],
+    )
+    assert case.jacobian().shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "needle"),
+    [
+        ({"outputs": x + y}, CaseError, "not inputs"),
+        ({"inputs": {"x": x, "z": x}}, CaseError, "appears twice"),
+        ({"domain": {"x": (1, -1)}}, DomainError, "inverted"),
+        ({"domain": {"x": (0.5, 0.5)}, "known": [KnownPoint(at={"x": 0}, value=0)]}, CaseError, "outside"),
+        ({"domain": {}}, DomainError, "has no domain"),
+        ({"domain": {"x": (-1, 1), "q": (0, 1)}}, DomainError, "unknown inputs"),
+        ({"outputs": sympy.sqrt(x)}, CaseError, "not real"),
+        ({"outputs": sympy.I * x}, CaseError, "not real"),
+        ({"outputs": x > 0}, CaseError, "must be an expression"),
+        ({"known": [KnownPoint(at={"x": 0}, value=1)]}, CaseError, "the expressions give"),
+        ({"known": [KnownPoint(at={"x": 5}, value=125)]}, CaseError, "outside"),
+        ({"known": [KnownPoint(at={"x": [1, 2]}, value=1)]}, ShapeError, "shape"),
+        ({"name": "not a name"}, CaseError, "identifier"),
+        ({"tolerances": {"float32": {"rtol": -1}}}, CaseError, "tolerances"),
+        ({"exclude": [x - x]}, DomainError, "empty"),
+    ],
+)
+def test_every_defect_has_a_clear_error(kwargs: dict, error: type, needle: str) -> None:
+    args = {"name": "c_bad", "inputs": {"x": x}, "outputs": x**3, "domain": {"x": (-1, 1)}}
+    args.update(kwargs)
+    with pytest.raises(error, match=needle) as info:
+        Case(args.pop("name"), **args)
+    assert isinstance(info.value, VerijacError)
+
+
+def test_excluded_kink_lets_the_case_build() -> None:
+    case = Case("c_abs", inputs={"x": x}, outputs=sympy.Abs(x), domain={"x": Interval(-1, 1, exclude=(0,))})
+    assert case.derivatives.engine == "sympy"
+
+
+def test_get_case_and_listing() -> None:
+    assert verijac.get_case("seed_tuple_io").name == "seed_tuple_io"
+    names = [c.name for c in verijac.list_cases("seed_*")]
+    assert names == sorted(names) and len(names) == 4
+    assert all("seed" in c.tags for c in verijac.list_cases(tag="seed"))
+    with pytest.raises(verijac.UnknownCaseError, match="did you mean 'seed_tuple_io'"):
+        verijac.get_case("seed_tupl_io")
+
+
+def test_domain_forms() -> None:
+    with pytest.raises(DomainError, match="empty interval"):
+        Interval.open(0, 0)
+    assert Interval.from_sign("positive").left_open
+    with pytest.raises(DomainError, match="unknown sign"):
+        Interval.from_sign("posative")
+    with pytest.raises(DomainError, match="NaN"):
+        Interval(float("nan"), 1)
+    assert str(Interval(-1, 1, exclude=(0,))) == "[-1, 1] \\ {0}"

@@ -1,0 +1,142 @@
+"""Generated torch code: batch-first, dtype/device preserving, vmap- and compile-safe."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sympy
+import torch
+from torch.func import jacrev, vmap
+
+import verijac
+from verijac import Case, Interval, UnsupportedFunctionError
+
+x, y = verijac.scalar("x"), verijac.scalar("y")
+
+
+def _case(name: str, expr: object, domain: object = (-2, 2), **kw: object) -> Case:
+    return Case(name, inputs={"x": x}, outputs=expr, domain={"x": domain}, **kw)  # type: ignore[arg-type]
+
+
+def test_any_leading_batch_dims_and_dtype() -> None:
+    A = verijac.array("A", (2, 2))
+    case = Case("g_batch", inputs={"A": A, "y": y}, outputs=A.applyfunc(lambda e: sympy.exp(e) * y),
+                domain={"A": (-1, 1), "y": (-1, 1)})  # fmt: skip
+    a = torch.rand(3, 4, 2, 2, dtype=torch.float32)
+    b = torch.rand(3, 4, dtype=torch.float32)
+    out = case.torch_function()(a, b)
+    assert out.shape == (3, 4, 2, 2) and out.dtype == torch.float32
+    jac = case.torch_jacobian()(a, b)
+    assert jac[0].shape == (3, 4, 2, 2, 2, 2) and jac[1].shape == (3, 4, 2, 2)
+    assert torch.allclose(out, torch.exp(a) * b[..., None, None])
+    hess = case.torch_hessian()(a.double(), b.double())
+    assert hess[0][0].shape == (3, 4, 2, 2, 2, 2, 2, 2) and hess[1][1].shape == (3, 4, 2, 2)
+
+
+def test_constant_entries_are_tensors_and_vmap_accepts_them() -> None:
+    case = _case("g_const", sympy.Array([x, 3, sympy.pi]))
+    out = case.torch_function()(torch.tensor([0.5, 1.0]))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3)
+    assert out[:, 1].tolist() == [3.0, 3.0] and out[0, 2].item() == pytest.approx(math.pi)
+    jac = vmap(jacrev(case.torch_function()))(torch.tensor([0.5, 1.0]))
+    assert jac.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    assert vmap(case.torch_jacobian())(torch.tensor([0.5, 1.0])).tolist() == [[1.0, 0.0, 0.0]] * 2
+
+
+def test_sympy_printer_pitfalls_are_avoided() -> None:
+    # Max(x, 1) → torch.max(1, x) TypeError; sqrt(2)*x → torch.sqrt(2) on an int.
+    case = _case("g_pitfalls", sympy.Max(x, 1) + sympy.sqrt(2) * x, Interval(-2, 2, exclude=(1,)))
+    t = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    assert case.torch_function()(t).tolist() == pytest.approx([1.0, 2.0 + 2 * math.sqrt(2)])
+    # Piecewise with integer branches stays floating point and differentiable.
+    pw = _case("g_pw_int", sympy.Piecewise((1, x > 0), (0, True)) * x, Interval(-2, 2, exclude=(0,)))
+    out = pw.torch_function()(torch.tensor([-1.0, 1.0]))
+    assert out.dtype == torch.float32 and out.tolist() == [0.0, 1.0]
+
+
+def test_piecewise_gradient_does_not_leak_nan() -> None:
+    case = _case("g_safe_pw", sympy.Piecewise((sympy.sqrt(x), x > 0), (0, True)),
+                 Interval(-2, 2, exclude=(0,)))  # fmt: skip
+    t = torch.tensor([-1.0, 0.0, 4.0], dtype=torch.float64, requires_grad=True)
+    case.torch_function()(t).sum().backward()
+    assert t.grad is not None and t.grad.tolist() == [0.0, 0.0, 0.25]
+    naive = torch.where(t > 0, torch.sqrt(t), torch.zeros_like(t))
+    (g,) = torch.autograd.grad(naive.sum(), t)
+    assert torch.isnan(g[0])  # what the safe form avoids
+    jac = vmap(jacrev(case.torch_function()))(t.detach())
+    assert jac.tolist() == [0.0, 0.0, 0.25]
+
+
+def test_works_under_vmap_and_torch_func_transforms() -> None:
+    case = Case("g_vmap", inputs={"x": x, "y": y}, outputs=(sympy.sin(x) * y, sympy.atan2(y, x)),
+                domain={"x": (0.5, 2), "y": (-1, 1)})  # fmt: skip
+    xs, ys = torch.rand(5, dtype=torch.float64) + 0.5, torch.rand(5, dtype=torch.float64)
+    auto = vmap(jacrev(case.torch_function(), argnums=(0, 1)))(xs, ys)
+    exact = case.torch_jacobian()(xs, ys)
+    for i in range(2):
+        for j in range(2):
+            assert torch.allclose(auto[i][j], exact[i][j], rtol=1e-12, atol=1e-14)
+    assert torch.allclose(vmap(case.torch_jacobian())(xs, ys)[0][0], exact[0][0])
+
+
+def test_works_under_torch_compile() -> None:
+    case = _case("g_compile", sympy.tanh(x) * sympy.exp(-(x**2)))
+    fn = torch.compile(case.torch_function(), backend="aot_eager", fullgraph=True)
+    jac = torch.compile(case.torch_jacobian(), backend="aot_eager", fullgraph=True)
+    t = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    assert torch.allclose(fn(t), case.torch_function()(t))
+    assert torch.allclose(jac(t), case.torch_jacobian()(t))
+    torch._dynamo.reset()
+
+
+def test_large_dense_case_is_vectorised() -> None:
+    import random
+
+    rng = random.Random(1)
+    n = 16
+    X = verijac.array("x", (n,))
+    W = [[rng.uniform(-1, 1) for _ in range(n)] for _ in range(n)]
+    out = sympy.Array([sympy.tanh(sum(W[i][j] * X[j] for j in range(n))) for i in range(n)])
+    case = Case("g_dense", inputs={"x": X}, outputs=out, domain={"x": (-1, 1)})
+    src = case.torch_code.source("jacobian")
+    assert src.count("@") == 1  # one matmul for W @ x
+    assert src.count("F_tanh") == 1  # tanh evaluated once on a vector, not per entry
+    pts = torch.rand(10, n, dtype=torch.float64)
+    wt = torch.tensor(W, dtype=torch.float64)
+    auto = vmap(jacrev(lambda v: torch.tanh(wt @ v)))(pts)
+    assert torch.allclose(case.torch_jacobian()(pts), auto, rtol=1e-12, atol=1e-13)
+
+
+def test_unsupported_function_names_it_and_registration_works() -> None:
+    class cube(sympy.Function):  # noqa: N801 (SymPy function classes are lower case)
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            return 3 * self.args[0] ** 2
+
+    with pytest.raises(UnsupportedFunctionError, match="register_function"):
+        _case("g_unsupported", cube(x))
+    verijac.register_function(cube, lambda t: t**3, description="t**3")
+    try:
+        case = _case("g_registered", cube(x))
+        assert case.torch_jacobian()(torch.tensor(2.0)).item() == 12.0
+    finally:
+        verijac.unregister_function(cube)
+
+
+def test_wrong_input_shape_and_dtype_are_clear() -> None:
+    case = verijac.get_case("seed_matrix_square")
+    with pytest.raises(verijac.ShapeError, match=r"ending in \(2, 2\)"):
+        case.torch_function()(torch.ones(3))
+    with pytest.raises(verijac.ShapeError, match="floating-point"):
+        case.torch_function()(torch.ones(2, 2, dtype=torch.int64))
+    with pytest.raises(verijac.ShapeError, match="takes 1 tensors"):
+        case.torch_function()(torch.ones(2, 2), torch.ones(2, 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_stay_on_cuda() -> None:
+    case = verijac.get_case("seed_tuple_io")
+    args = [torch.tensor(v, device="cuda") for v in (3.0, 4.0, 5.0)]
+    jac = case.torch_jacobian()(*args)
+    assert all(v.device.type == "cuda" for row in jac for v in row)
