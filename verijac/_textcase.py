@@ -28,10 +28,11 @@ jacobian = "1/2"
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import tomllib
 
 from ._errors import CaseError, ParseError
 
