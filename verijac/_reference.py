@@ -54,6 +54,7 @@ def make_problem(
         cotangents=cotangents.to(dtype=ref.dtype, device=ref.device),
         pointwise=pointwise,
         unused_inputs=unused_inputs(case),
+        extra={"case": case},
     )
 
 

@@ -150,10 +150,10 @@ class Problem:
 
         rows_o = nested if self.tuple_outputs else (nested,)
         rows = []
-        for o_shape, row in zip(self.out_shapes, rows_o):
+        for o_shape, row in zip(self.out_shapes, rows_o, strict=True):
             blocks = row if self.tuple_inputs else (row,)
             cols = []
-            for i_shape, b in zip(self.in_shapes, blocks):
+            for i_shape, b in zip(self.in_shapes, blocks, strict=True):
                 n_lead = b.dim() - len(o_shape) - len(i_shape)
                 b = b.reshape(*b.shape[:n_lead], _size(o_shape), _size(i_shape))
                 if n_lead == 0:

@@ -1,0 +1,33 @@
+"""Autograd paths: one module per family, plus the registry.
+
+Importing this package does not import torch; the built-in catalogue registers on first use
+of `get_path` / `list_paths`.
+"""
+
+from __future__ import annotations
+
+from ._base import CAPABILITIES as CAPABILITIES
+from ._base import COMPUTES as COMPUTES
+from ._base import FAMILIES as FAMILIES
+from ._base import BehaviourMismatch as BehaviourMismatch
+from ._base import Path as Path
+from ._base import PathResult as PathResult
+from ._base import Problem as Problem
+from ._base import Unsupported as Unsupported
+from ._base import get_path as get_path
+from ._base import list_paths as list_paths
+from ._base import register_path as register_path
+
+__all__ = [
+    "CAPABILITIES",
+    "COMPUTES",
+    "FAMILIES",
+    "BehaviourMismatch",
+    "Path",
+    "PathResult",
+    "Problem",
+    "Unsupported",
+    "get_path",
+    "list_paths",
+    "register_path",
+]

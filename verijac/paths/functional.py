@@ -1,0 +1,279 @@
+"""``torch.autograd.functional``: one-point APIs, looped over the batch (``batched=False``).
+
+These functions take one point (a tensor or a tuple of tensors, no batch dimension), so every
+path here calls them once per point and stacks the results; the runner gives such paths a
+few points only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._base import BehaviourMismatch, Path, Problem, Unsupported, register_path
+from ._common import (
+    converting,
+    flat_hessian,
+    flatten,
+    outputs_tuple,
+    per_point,
+    prepare_forward_ad,
+    quiet_vmap_fallback,
+    require_scalar_output,
+    split,
+)
+
+
+def _point(problem: Problem, i: int) -> Any:
+    """Point ``i`` the way torch.autograd.functional takes it: a tensor or a tuple."""
+    return problem.as_args(problem.unbatched(i))
+
+
+def _tangent(problem: Problem, i: int) -> Any:
+    """Point ``i``'s tangent, nested like the inputs."""
+    return problem.as_args(split(problem.tangents[i], problem.in_shapes))
+
+
+def _cotangent(problem: Problem, i: int) -> Any:
+    """Point ``i``'s cotangent, nested like the outputs."""
+    parts = split(problem.cotangents[i], problem.out_shapes)
+    return parts if problem.tuple_outputs else parts[0]
+
+
+def _jacobian_with(**options: Any) -> Any:
+    """A path body calling ``torch.autograd.functional.jacobian(f, point, **options)`` per point."""
+
+    def run(problem: Problem) -> Any:
+        import torch
+
+        if options.get("vectorize") or options.get("strategy") == "forward-mode":
+            prepare_forward_ad()
+        uses = {"vmap"} if options.get("vectorize") else set()
+        if options.get("strategy") == "forward-mode":
+            uses.add("forward_ad")
+
+        def one(i: int) -> Any:
+            nested = torch.autograd.functional.jacobian(problem.func, _point(problem, i), **options)
+            return problem.flat_jacobian(nested)[0].detach()
+
+        with converting(uses), quiet_vmap_fallback():
+            return per_point(problem, one)
+
+    return run
+
+
+#: torch's message when strict=True finds an input that no output depends on.
+_STRICT_MESSAGE = re.compile(r"independent of input (\d+)")
+
+
+def jacobian_strict(problem: Problem) -> None:
+    """``jacobian(..., strict=True)`` raises when an input is unused (documented behaviour).
+
+    Raises:
+        Unsupported: the case has no unused input, so strict mode has nothing to detect.
+        BehaviourMismatch: torch did not raise, or named an input the outputs do depend on.
+    """
+    import torch
+
+    unused = [i for i, u in enumerate(problem.unused_inputs) if u]
+    if not unused:
+        raise Unsupported("strict=True needs an input no output depends on; this case has none")
+    try:
+        torch.autograd.functional.jacobian(problem.func, _point(problem, 0), strict=True)
+    except RuntimeError as exc:
+        found = _STRICT_MESSAGE.search(str(exc))
+        if found is None:
+            raise
+        named = int(found.group(1))
+        if named not in unused:
+            raise BehaviourMismatch(
+                f"strict=True reported input {named} as unused, but the outputs depend on it "
+                f"(unused inputs: {unused}): {exc}"
+            ) from exc
+        return None
+    raise BehaviourMismatch(
+        f"jacobian(..., strict=True) did not raise although no output depends on input(s) {unused}"
+    )
+
+
+def jvp(problem: Problem) -> Any:
+    """``torch.autograd.functional.jvp(f, x, v)`` per point."""
+    import torch
+
+    def one(i: int) -> Any:
+        _, out = torch.autograd.functional.jvp(
+            problem.func, _point(problem, i), _tangent(problem, i)
+        )
+        return flatten(outputs_tuple(problem, out), problem.out_shapes, 0).detach()
+
+    with converting({"double_backward"}):
+        return per_point(problem, one)
+
+
+def vjp(problem: Problem) -> Any:
+    """``torch.autograd.functional.vjp(f, x, c)`` per point."""
+    import torch
+
+    def one(i: int) -> Any:
+        _, out = torch.autograd.functional.vjp(
+            problem.func, _point(problem, i), _cotangent(problem, i)
+        )
+        parts = out if problem.tuple_inputs else (out,)
+        return flatten(parts, problem.in_shapes, 0).detach()
+
+    return per_point(problem, one)
+
+
+def hessian(problem: Problem) -> Any:
+    """``torch.autograd.functional.hessian(f, x)`` per point (scalar output only)."""
+    import torch
+
+    require_scalar_output(problem, "torch.autograd.functional.hessian")
+
+    def one(i: int) -> Any:
+        nested = torch.autograd.functional.hessian(problem.func, _point(problem, i))
+        return flat_hessian(problem, nested)[0].detach()
+
+    with converting({"double_backward"}, scalar=True):
+        return per_point(problem, one)
+
+
+def _vector_hessian(api: str) -> Any:
+    """A path body for ``torch.autograd.functional.hvp`` or ``vhp`` per point."""
+
+    def run(problem: Problem) -> Any:
+        import torch
+
+        require_scalar_output(problem, f"torch.autograd.functional.{api}")
+        fn = getattr(torch.autograd.functional, api)
+
+        def one(i: int) -> Any:
+            _, out = fn(problem.func, _point(problem, i), _tangent(problem, i))
+            parts = out if problem.tuple_inputs else (out,)
+            return flatten(parts, problem.in_shapes, 0).detach()
+
+        with converting({"double_backward"}, scalar=True):
+            return per_point(problem, one)
+
+    return run
+
+
+_F = "torch.autograd.functional"
+_LOOP = "N f, N·m backward"
+
+_JACOBIANS: list[tuple[str, dict[str, Any], set[str], str, str]] = [
+    (
+        "jacobian",
+        {},
+        set(),
+        _LOOP,
+        "Jacobian, one backward per output element (seed 000; seed 003's loop)",
+    ),
+    (
+        "jacobian_vectorize",
+        {"vectorize": True},
+        {"vmap"},
+        "N f, N vmapped backward",
+        "Jacobian with vmap over the one-hot cotangents",
+    ),
+    (
+        "jacobian_forward",
+        {"vectorize": True, "strategy": "forward-mode"},
+        {"vmap", "forward_ad"},
+        "N vmapped jvp (n tangents each)",
+        "Jacobian column by column in forward mode, vmapped",
+    ),
+    (
+        "jacobian_create_graph",
+        {"create_graph": True},
+        set(),
+        _LOOP,
+        "Jacobian built with create_graph=True (a differentiable result), detached",
+    ),
+]
+for _name, _opts, _uses, _cost, _desc in _JACOBIANS:
+    _call = ", ".join(f"{k}={v!r}" for k, v in _opts.items())
+    register_path(
+        Path(
+            name=f"functional.{_name}",
+            family="functional",
+            computes="jacobian",
+            call=f"{_F}.jacobian(f, x{', ' + _call if _call else ''})",
+            run=_jacobian_with(**_opts),
+            uses=frozenset(_uses),
+            cost=_cost,
+            batched=False,
+            description=_desc,
+        )
+    )
+
+register_path(
+    Path(
+        name="functional.jacobian_strict",
+        family="functional",
+        computes="behaviour",
+        call=f"{_F}.jacobian(f, x, strict=True)",
+        run=jacobian_strict,
+        requires=frozenset({"unused_input"}),
+        cost="1 f, ≤ m backward (first point only)",
+        batched=False,
+        description="strict=True raises the documented RuntimeError naming the unused input",
+    )
+)
+register_path(
+    Path(
+        name="functional.jvp",
+        family="functional",
+        computes="jvp",
+        call=f"{_F}.jvp(f, x, t)",
+        run=jvp,
+        uses=frozenset({"double_backward"}),
+        cost="N f, 2·N backward (the double-backward trick)",
+        batched=False,
+        description="J @ t through the double-backward trick",
+    )
+)
+register_path(
+    Path(
+        name="functional.vjp",
+        family="functional",
+        computes="vjp",
+        call=f"{_F}.vjp(f, x, c)",
+        run=vjp,
+        cost="N f, N backward",
+        batched=False,
+        description="c @ J for random cotangents",
+    )
+)
+register_path(
+    Path(
+        name="functional.hessian",
+        family="functional",
+        computes="hessian",
+        call=f"{_F}.hessian(f, x)",
+        run=hessian,
+        requires=frozenset({"scalar_output"}),
+        uses=frozenset({"double_backward"}),
+        cost="N f, N·(n + 1) backward",
+        batched=False,
+        description="Hessian, reverse over reverse",
+    )
+)
+for _api, _cost, _desc in [
+    ("hvp", "N f, 3·N backward", "H @ t, reverse over reverse (double-backward trick)"),
+    ("vhp", "N f, 2·N backward", "t @ H, reverse over reverse"),
+]:
+    register_path(
+        Path(
+            name=f"functional.{_api}",
+            family="functional",
+            computes=_api,
+            call=f"{_F}.{_api}(f, x, t)",
+            run=_vector_hessian(_api),
+            requires=frozenset({"scalar_output"}),
+            uses=frozenset({"double_backward"}),
+            cost=_cost,
+            batched=False,
+            description=_desc,
+        )
+    )
