@@ -109,7 +109,7 @@ def test_large_dense_case_is_vectorised() -> None:
 
 
 def test_unsupported_function_names_it_and_registration_works() -> None:
-    class cube(sympy.Function):  # noqa: N801 (SymPy function classes are lower case)
+    class cube(sympy.Function):
         def fdiff(self, argindex: int = 1) -> sympy.Expr:
             return 3 * self.args[0] ** 2
 

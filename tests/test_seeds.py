@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sympy
 import torch
+from verijac_cases.seeds import SEED_003_TABLE
 
 import verijac
-from verijac_cases.seeds import SEED_003_TABLE
 
 
 def test_seed_tuple_io_symbolic_and_generated() -> None:

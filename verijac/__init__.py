@@ -40,7 +40,24 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from . import strategies as strategies
     from ._case import Case as Case
+    from ._checkop import assert_op as assert_op
+    from ._checkop import check_op as check_op
+    from ._compare import compare as compare
+    from ._compare import ulp_error as ulp_error
+    from ._report import Record as Record
+    from ._report import Report as Report
+    from ._runner import check as check
+    from ._textcase import case_from_text as case_from_text
+    from ._textcase import load_case_file as load_case_file
+    from ._tolerances import Tolerance as Tolerance
+    from .paths import Path as Path
+    from .paths import PathResult as PathResult
+    from .paths import Problem as Problem
+    from .paths import get_path as get_path
+    from .paths import list_paths as list_paths
+    from .paths import register_path as register_path
     from ._case import KnownPoint as KnownPoint
     from ._case import array as array
     from ._case import scalar as scalar
@@ -69,10 +86,30 @@ _LAZY: dict[str, str] = {
     "list_cases": "._registry",
     "load_cases": "._registry",
     "register_case": "._registry",
+    "check": "._runner",
+    "Record": "._report",
+    "Report": "._report",
+    "Tolerance": "._tolerances",
+    "compare": "._compare",
+    "ulp_error": "._compare",
+    "check_op": "._checkop",
+    "assert_op": "._checkop",
+    "case_from_text": "._textcase",
+    "load_case_file": "._textcase",
+    "Path": ".paths",
+    "PathResult": ".paths",
+    "Problem": ".paths",
+    "get_path": ".paths",
+    "list_paths": ".paths",
+    "register_path": ".paths",
 }
+#: Public submodules, imported on first access.
+_SUBMODULES = {"strategies", "paths"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'verijac' has no attribute {name!r}")
@@ -87,6 +124,23 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Case",
+    "Path",
+    "PathResult",
+    "Problem",
+    "Record",
+    "Report",
+    "Tolerance",
+    "assert_op",
+    "case_from_text",
+    "check",
+    "check_op",
+    "compare",
+    "get_path",
+    "list_paths",
+    "load_case_file",
+    "register_path",
+    "strategies",
+    "ulp_error",
     "CaseError",
     "DomainError",
     "Interval",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import keyword
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sympy
 
-from ._domain import DomainLike, Interval, as_interval
-from ._errors import CaseError, DomainError, ShapeError
+from ._domain import DomainLike, Interval
+from ._errors import CaseError, ShapeError
 
 if TYPE_CHECKING:
     from ._codegen import TorchCode
@@ -31,9 +31,9 @@ def array(name: str, shape: Sequence[int]) -> sympy.Array:
     shape = tuple(int(s) for s in shape)
     if any(s <= 0 for s in shape):
         raise ShapeError(f"array input {name!r}: every dimension must be >= 1, got shape={shape}")
-    idx = [()]
+    idx: list[tuple[int, ...]] = [()]
     for s in shape:
-        idx = [i + (k,) for i in idx for k in range(s)]
+        idx = [(*i, k) for i in idx for k in range(s)]
     syms = [sympy.Symbol(f"{name}[{','.join(map(str, i))}]", real=True) for i in idx]
     return sympy.Array(syms, shape)
 
@@ -345,4 +345,3 @@ def is_identifier(name: str) -> bool:
 
 
 __all__ = ["Case", "KnownPoint", "Output", "Variable", "array", "scalar"]
-_ = (field, DomainError)

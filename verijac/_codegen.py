@@ -43,8 +43,22 @@ def _name(e: Any) -> str:
     return type(e).__name__
 
 
+_NUMERIC: dict[Any, bool] = {}
+
+
 def _is_numeric(e: Any) -> bool:
-    return not e.free_symbols and not _is_boolean(e)
+    """Whether ``e`` is a real constant (no free symbols, not a condition); memoised."""
+    if e.is_Number:
+        return True
+    if e.is_Symbol:
+        return False
+    hit = _NUMERIC.get(e)
+    if hit is None:
+        hit = not e.free_symbols and not _is_boolean(e)
+        if len(_NUMERIC) > 100_000:
+            _NUMERIC.clear()
+        _NUMERIC[e] = hit
+    return hit
 
 
 def _is_boolean(e: Any) -> bool:
@@ -816,4 +830,4 @@ class TorchCode:
         table = {"function": "_function", "jacobian": "_jacobian", "hessian": "_hessian"}
         if which not in table:
             raise UsageError(f"which must be one of {sorted(table)}, got {which!r}")
-        return getattr(self, table[which])[1]  # type: ignore[no-any-return]
+        return str(getattr(self, table[which])[1])

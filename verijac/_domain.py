@@ -134,7 +134,7 @@ class Interval:
         return text
 
 
-DomainLike = Union[Interval, str, tuple[Any, Any], list[Any]]
+DomainLike = Union[Interval, str, tuple[Any, Any], list[Any]]  # noqa: UP007 (runtime alias on 3.10)
 
 
 def as_interval(spec: DomainLike, *, name: str) -> Interval:

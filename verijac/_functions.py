@@ -133,19 +133,33 @@ def _bessel(kind: str) -> Callable[[Any, Any], Any]:
                 f"orders up to {BESSEL_MAX_ORDER} by recurrence; register a mapping for "
                 f"bessel{kind} with verijac.register_function for other orders"
             )
-        prev, cur = _resolve(names[0])(x), _resolve(names[1])(x)
-        if order == 0:
-            return prev
-        # Three-term recurrences (DLMF 10.6.1, 10.29.1); SymPy's derivative of an order-n
-        # Bessel function involves order n + 1, so order 1 needs order 2.
+        if order < 2:
+            return _resolve(names[int(order)])(x)
+        torch = _torch()
+        # The upward recurrences (DLMF 10.6.1, 10.29.1) are 0·∞ at x = 0 and lose digits for
+        # |x| < order; J and I use their power series there (DLMF 10.2.2, 10.25.2).
+        # SymPy's derivative of an order-n Bessel function involves order n + 1.
+        near = torch.abs(x) < 2 * order + 2 if kind in "ji" else torch.zeros_like(x, dtype=torch.bool)
+        far_x = torch.where(near, torch.full_like(x, 2 * order + 3), x)
+        prev, cur = _resolve(names[0])(far_x), _resolve(names[1])(far_x)
         for n in range(1, int(order)):
             if kind in "jy":
-                prev, cur = cur, (2 * n / x) * cur - prev
+                prev, cur = cur, (2 * n / far_x) * cur - prev
             elif kind == "i":
-                prev, cur = cur, prev - (2 * n / x) * cur
+                prev, cur = cur, prev - (2 * n / far_x) * cur
             else:
-                prev, cur = cur, prev + (2 * n / x) * cur
-        return cur
+                prev, cur = cur, prev + (2 * n / far_x) * cur
+        if kind not in "ji":
+            return cur
+        near_x = torch.where(near, x, torch.zeros_like(x))
+        half_sq = (near_x / 2) ** 2
+        term = (near_x / 2) ** int(order) / math.factorial(int(order))
+        total = term
+        sign = -1.0 if kind == "j" else 1.0
+        for k in range(1, 40):
+            term = term * (sign * half_sq / (k * (k + int(order))))
+            total = total + term
+        return torch.where(near, total, cur)
 
     call.__name__ = f"bessel{kind}"
     return call

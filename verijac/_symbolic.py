@@ -119,8 +119,9 @@ class Derivatives:
     def to_sympy(self, expr: Any) -> sympy.Expr:
         """Convert one native expression to SymPy on the case's real symbols."""
         if self.engine == "sympy":
-            return expr  # type: ignore[no-any-return]
-        return self._converter(expr)
+            return expr
+        out: sympy.Expr = self._converter(expr)
+        return out
 
     @cached_property
     def _converter(self) -> Any:

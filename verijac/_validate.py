@@ -191,7 +191,7 @@ def _probe_values(case: Case, rng: random.Random) -> dict[sympy.Symbol, float] |
                 return None
     for g in case.exclude:
         try:
-            val = float(sympy.sympify(g.xreplace(values)).evalf())  # type: ignore[arg-type]
+            val = float(sympy.sympify(g.xreplace(values)).evalf())
         except (TypeError, ValueError):
             return None
         if abs(val) < case.margin:
