@@ -1,0 +1,145 @@
+"""Tolerance table, overrides, ULP errors and the comparison bound."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from verijac import UsageError
+from verijac._compare import compare, spacing, ulp_error
+from verijac._tolerances import (
+    VALUE_TOLERANCES,
+    Tolerance,
+    base_tolerance,
+    dtype_name,
+    normalise_path_tolerances,
+    resolve_tolerance,
+)
+
+PATH = SimpleNamespace(name="func.vmap_jacrev", family="func")
+
+
+def test_table_is_torch_testing_defaults() -> None:
+    assert VALUE_TOLERANCES == {
+        "float64": (1e-7, 1e-7),
+        "float32": (1.3e-6, 1e-5),
+        "float16": (1e-3, 1e-5),
+        "bfloat16": (1.6e-2, 1e-5),
+    }
+    assert base_tolerance("float32", order=0) == Tolerance(1.3e-6, 1e-5)
+    first, second = base_tolerance(torch.float32, order=1), base_tolerance("float", order=2)
+    assert first.rtol == pytest.approx(2.6e-6) and second.rtol == pytest.approx(5.2e-6)
+
+
+def test_dtype_names() -> None:
+    assert dtype_name(torch.float64) == dtype_name("double") == "float64"
+    assert dtype_name("half") == "float16"
+    with pytest.raises(UsageError, match="dtype must be one of"):
+        dtype_name(torch.int32)
+
+
+def test_case_and_path_overrides() -> None:
+    case_tol = {"float32": {"rtol": 1e-4}}
+    tol = resolve_tolerance("float32", order=1, case_tolerances=case_tol)
+    assert (tol.rtol, tol.atol, tol.source) == (1e-4, 2e-5, "case")
+    assert resolve_tolerance("float64", order=1, case_tolerances=case_tol).source == "table"
+    for pattern in ("func.vmap_jacrev", "func", "func.*"):
+        over = normalise_path_tolerances({pattern: {"float32": {"atol": 1e-3}}})
+        tol = resolve_tolerance(
+            "float32", order=1, case_tolerances=case_tol, path=PATH, path_tolerances=over
+        )
+        assert (tol.rtol, tol.atol, tol.source) == (1e-4, 1e-3, "path")
+    every = normalise_path_tolerances({"func": {"rtol": 0.5}})
+    assert resolve_tolerance("float16", order=2, path=PATH, path_tolerances=every).rtol == 0.5
+    other = normalise_path_tolerances({"reverse.*": {"rtol": 0.5}})
+    assert resolve_tolerance("float16", order=2, path=PATH, path_tolerances=other).source == "table"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["rtol"],
+        {"p": {"rtol": -1.0}},
+        {"p": {"float32": {"tol": 1.0}}},
+        {"p": {"int8": {"rtol": 1}}},
+    ],
+)
+def test_bad_overrides(bad: object) -> None:
+    with pytest.raises(UsageError):
+        normalise_path_tolerances(bad)  # type: ignore[arg-type]
+
+
+def test_ulp_spacing() -> None:
+    one = torch.tensor([1.0, 1.5, 2.0, -4.0], dtype=torch.float64)
+    assert spacing(one, torch.float32).tolist() == [2**-23, 2**-23, 2**-22, 2**-21]
+    assert spacing(one, torch.float64)[0] == 2**-52
+    assert spacing(one, torch.float16)[0] == 2**-10
+    assert spacing(one, torch.bfloat16)[0] == 2**-7
+    tiny = torch.finfo(torch.float32)
+    assert spacing(torch.zeros(1, dtype=torch.float64), torch.float32)[0] == tiny.eps * tiny.tiny
+    for dt in (torch.float32, torch.float16):
+        x = torch.tensor([1.25, 3.0, 1000.0], dtype=dt)
+        nxt = torch.nextafter(x, torch.full_like(x, math.inf))
+        assert ulp_error(nxt, x.double(), dt).tolist() == [1.0, 1.0, 1.0]
+    actual = torch.tensor([1 + 3 * 2**-23], dtype=torch.float32)
+    assert ulp_error(actual, torch.ones(1, dtype=torch.float64), torch.float32).item() == 3.0
+
+
+def test_compare_reports_worst_entry() -> None:
+    exp = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    act = exp.clone().float()
+    act[1, 0] *= 1.001
+    cmp = compare(act, exp, dtype=torch.float32, tolerance=base_tolerance("float32"))
+    assert not cmp.ok
+    assert cmp.index == [1, 0] and cmp.bad_rows == [1]
+    assert cmp.expected == 3.0 and cmp.actual == pytest.approx(3.003)
+    assert cmp.max_rel == pytest.approx(1e-3, rel=1e-3)
+    assert cmp.max_abs == pytest.approx(3e-3, rel=1e-3)
+    assert cmp.max_ulp == pytest.approx(3e-3 / 2**-22, rel=1e-3)
+    ok = compare(exp.float(), exp, dtype=torch.float32, tolerance=base_tolerance("float32"))
+    assert ok.ok and ok.max_abs == 0.0
+
+
+def test_scale_and_cond_widen_the_bound() -> None:
+    exp = torch.tensor([[1e-3]], dtype=torch.float64)
+    act = torch.tensor([[1e-3 + 5e-5]], dtype=torch.float32)
+    tol = base_tolerance("float32")
+    assert not compare(act, exp, dtype=torch.float32, tolerance=tol).ok
+    assert compare(
+        act, exp, dtype=torch.float32, tolerance=tol, scale=torch.full_like(exp, 100.0)
+    ).ok
+    assert compare(act, exp, dtype=torch.float32, tolerance=tol, cond=torch.full_like(exp, 1e-4)).ok
+
+
+def test_non_finite_results() -> None:
+    exp = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    for bad in (math.nan, math.inf):
+        cmp = compare(
+            torch.tensor([[1.0, bad]]),
+            exp,
+            dtype=torch.float32,
+            tolerance=base_tolerance("float32"),
+        )
+        assert not cmp.ok and cmp.nonfinite and cmp.index == [0, 1]
+    # An exact value beyond float16's range is not the path's defect.
+    huge = torch.tensor([[1e6, 1.0]], dtype=torch.float64)
+    cmp = compare(
+        torch.tensor([[math.inf, 1.0]]),
+        huge,
+        dtype=torch.float16,
+        tolerance=base_tolerance("float16"),
+    )
+    assert cmp.ok and cmp.checked == 1
+
+
+def test_shape_mismatch_raises() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        compare(
+            torch.zeros(2, 3),
+            torch.zeros(2, 2),
+            dtype=torch.float32,
+            tolerance=base_tolerance("float32"),
+        )

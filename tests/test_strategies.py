@@ -1,0 +1,143 @@
+"""Strategies: points stay in the domain and off exclusions, structured values appear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sympy
+import torch
+from hypothesis import HealthCheck, given, settings
+from verijac_cases.seeds import seed_batched_gradient, seed_matrix_square
+
+from verijac import Case, Interval, UsageError, array, scalar
+from verijac import strategies as vst
+
+x, y = scalar("x"), scalar("y")
+EXCL = Case(
+    "strat_excl",
+    {"x": x, "y": y},
+    sympy.log(sympy.Abs(x - y)) + 1 / x,
+    {"x": Interval(-2, 3, exclude=(0,)), "y": Interval.open(0, 5)},
+    exclude=[x - y],
+)
+M = array("m", (3, 3))
+MAT = Case("strat_matrix", {"m": M}, sympy.Add(*sympy.flatten(M.tolist())), {"m": (-2, 2)})
+FAST = settings(
+    max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+def test_points_stay_in_domain_and_avoid_exclusions(dtype: torch.dtype) -> None:
+    @FAST
+    @given(vst.points(EXCL, batch_size=50, dtype=dtype))
+    def inner(pts: dict[str, Any]) -> None:
+        xs, ys = pts["x"].double(), pts["y"].double()
+        assert pts["x"].dtype == dtype and xs.shape == ys.shape and 1 <= len(xs) <= 50
+        assert bool(((xs >= -2) & (xs <= 3) & (xs.abs() >= 1e-3)).all())
+        assert bool(((ys > 0) & (ys < 5)).all())
+        assert bool(((xs - ys).abs() >= EXCL.margin).all())
+
+    inner()
+
+
+def test_special_values_and_single_points_appear() -> None:
+    seen_sizes: set[int] = set()
+    values: list[float] = []
+
+    @settings(
+        max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(vst.points(seed_batched_gradient))
+    def inner(pts: dict[str, Any]) -> None:
+        seen_sizes.add(int(pts["x0"].shape[0]))
+        values.extend(pts["x1"].tolist())
+
+    inner()
+    assert 1 in seen_sizes and len(seen_sizes) > 1
+    assert 0.0 in values and 3.0 in values and -3.0 in values
+    assert any(0 < abs(v) < 1e-5 for v in values)
+
+
+def test_structured_matrices_appear() -> None:
+    kinds: set[str] = set()
+
+    @FAST
+    @given(vst.points(MAT, batch_size=64))
+    def inner(pts: dict[str, Any]) -> None:
+        for m in pts["m"]:
+            if torch.equal(m, torch.eye(3, dtype=m.dtype)):
+                kinds.add("identity")
+            elif not m.any():
+                kinds.add("zero")
+            elif torch.equal(m, torch.diag(torch.diagonal(m))):
+                kinds.add("diagonal")
+            elif torch.equal(m, m.T):
+                kinds.add("symmetric")
+            if torch.linalg.matrix_rank(m) < 3:
+                kinds.add("rank_deficient")
+            if bool((m == m.flatten()[0]).all()):
+                kinds.add("repeated")
+
+    inner()
+    assert kinds >= {"identity", "zero", "diagonal", "symmetric", "rank_deficient", "repeated"}
+
+
+def test_identity_is_filtered_when_the_domain_excludes_it() -> None:
+    pos = Case("strat_pos", {"m": M}, sympy.Add(*sympy.flatten(M.tolist())), {"m": (2, 4)})
+
+    @FAST
+    @given(vst.points(pos, batch_size=32))
+    def inner(pts: dict[str, Any]) -> None:
+        assert bool((pts["m"] >= 2).all() & (pts["m"] <= 4).all())
+
+    inner()
+
+
+def test_batches_tangents_cotangents_shapes() -> None:
+    @FAST
+    @given(vst.batches(seed_matrix_square, batch_size=7, dtype="float32"))
+    def inner(b: vst.Batch) -> None:
+        assert b.size == 7 and b.inputs[0].shape == (7, 2, 2)
+        assert b.tangents.shape == (7, 4) and b.cotangents.shape == (7, 4)
+        assert b.tangents.dtype == torch.float64
+
+    @FAST
+    @given(
+        vst.tangents(seed_matrix_square, batch_size=3),
+        vst.cotangents(seed_batched_gradient, batch_size=3),
+    )
+    def vecs(t: torch.Tensor, c: torch.Tensor) -> None:
+        assert t.shape == (3, 4) and c.shape == (3, 1)
+
+    inner()
+    vecs()
+
+
+def test_profiles_are_registered() -> None:
+    assert settings.get_profile("verijac-ci").max_examples == vst.PROFILES["ci"].max_examples
+    assert vst.get_profile(None) == vst.PROFILES["dev"]
+    assert vst.get_profile("thorough").batch_size == 1024
+    with pytest.raises(UsageError, match="unknown profile"):
+        vst.get_profile("warp-speed")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: vst.points(EXCL, batch_size=0),
+        lambda: vst.points(EXCL, dtype="int8"),
+        lambda: vst.points("strat_excl"),  # type: ignore[arg-type]
+        lambda: vst.tangents(EXCL, batch_size=True),
+    ],
+)
+def test_bad_arguments_raise_usage_error(call: Any) -> None:
+    with pytest.raises(UsageError):
+        call()
+
+
+def test_valid_rows_checks_domain_and_exclude_expressions() -> None:
+    xs = torch.tensor([1.0, 1.0, 0.0, 2.0], dtype=torch.float64)
+    ys = torch.tensor([2.0, 1.0, 1.0, 6.0], dtype=torch.float64)
+    assert vst.valid_rows(EXCL, (xs, ys)).tolist() == [True, False, False, False]

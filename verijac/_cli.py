@@ -1,0 +1,762 @@
+"""The ``verijac`` command: list cases and paths, show a case, check autograd paths.
+
+Exit status: 0 when every check passed (unsupported and skipped do not fail), 1 on a
+mismatch or an error, 2 on a usage error (every `VerijacError` ends here as one line on
+stderr), 130 when interrupted (the completed records are still reported and written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+from ._errors import UsageError, VerijacError
+
+if TYPE_CHECKING:
+    from ._case import Case
+    from ._report import Record, Report
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROFILES = ("ci", "dev", "thorough")
+STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line ``verijac: error: …`` and exit status 2."""
+
+    #: sub-command name → its parser (set on the top-level parser by `build_parser`).
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        print(f"verijac: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0, got {text!r}"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _add_cases_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cases-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra directory of cases (*.py modules defining CASES, *.toml files); repeatable",
+    )
+
+
+def _add_check_options(p: argparse.ArgumentParser, *, op: bool) -> None:
+    sel = p.add_argument_group("selection")
+    if op:
+        sel.add_argument(
+            "--case",
+            required=True,
+            metavar="NAME",
+            help="the case whose exact derivatives the op must match",
+        )
+    else:
+        sel.add_argument(
+            "--case",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="case name or glob (seed_*); repeatable; default: every case",
+        )
+        sel.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            metavar="TAG",
+            help="only cases with this tag; repeatable (all must match)",
+        )
+    sel.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="path name, glob (func.*) or family (reverse); repeatable; default: every path that is not opt-in",
+    )
+    sel.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="DEVICE",
+        help="cpu, cuda, cuda:1, mps; repeatable; default: every available device",
+    )
+    sel.add_argument(
+        "--dtype",
+        action="append",
+        default=[],
+        metavar="DTYPE",
+        help="float64, float32, float16, bfloat16; repeatable; default: float64 and float32",
+    )
+    if op:
+        sel.add_argument(
+            "--require",
+            action="append",
+            default=[],
+            metavar="CAP",
+            help="capability whose absence is a failure: forward_ad, vmap, double_backward, compile",
+        )
+    search = p.add_argument_group("search")
+    search.add_argument(
+        "--seed", type=_seed, help="seed for the points (default: random, printed first)"
+    )
+    search.add_argument(
+        "--max-examples", type=_positive_int, metavar="N", help="batches per case, device and dtype"
+    )
+    search.add_argument("--batch-size", type=_positive_int, metavar="N", help="points per batch")
+    search.add_argument("--profile", choices=PROFILES, help="ci (quick), dev (default) or thorough")
+    search.add_argument(
+        "--time-budget",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop starting new batches after this long",
+    )
+    search.add_argument(
+        "--tf32", action="store_true", help="allow TF32 matmuls on CUDA (off by default)"
+    )
+    out = p.add_argument_group("output")
+    out.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    out.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML")
+    out.add_argument("--quiet", "-q", action="store_true", help="only failures and the final line")
+    out.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    _add_cases_dir(p)
+
+
+def build_parser() -> _Parser:
+    """The argument parser of the ``verijac`` command."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="verijac",
+        description="Verify PyTorch autograd against exact SymPy derivatives.",
+        epilog="Exit status: 0 all passed, 1 mismatch or error, 2 usage error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"verijac {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list cases (or, with --paths, the path catalogue)")
+    p.add_argument("pattern", nargs="?", metavar="GLOB", help="case (or path) name glob")
+    p.add_argument(
+        "--tag", action="append", default=[], help="only cases with this tag; repeatable"
+    )
+    p.add_argument("--paths", action="store_true", help="list the autograd paths instead of cases")
+    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    _add_cases_dir(p)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser(
+        "show", help="show a case: inputs, domain, outputs, exact Jacobian, known points"
+    )
+    p.add_argument("case", metavar="CASE", help="case name")
+    p.add_argument("--hessian", action="store_true", help="also show the exact Hessian")
+    p.add_argument("--plain", action="store_true", help="SymPy str instead of pretty printing")
+    _add_cases_dir(p)
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("check", help="check autograd paths against the exact derivatives")
+    _add_check_options(p, op=False)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("check-op", help="check your own function (MODULE:ATTR) against a case")
+    p.add_argument(
+        "target", metavar="MODULE:ATTR", help="e.g. mypkg.ops:softplus (cwd is importable)"
+    )
+    _add_check_options(p, op=True)
+    p.set_defaults(func=_cmd_check_op)
+    parser.commands = dict(sub.choices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``verijac`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # name the sub-command in the error, so its --help is the one suggested
+            sub = _subparser(parser, args.command)
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("verijac: error: choose a command: list, show, check or check-op", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except VerijacError as exc:
+        print(f"verijac: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("verijac: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `verijac list | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+    return commands.get(command or "", parser)
+
+
+# -- cases directories ----------------------------------------------------------------------
+
+
+def _load_dirs(dirs: Iterable[str]) -> None:
+    """Load extra cases directories; any failure becomes a one-line `UsageError`."""
+    from ._registry import load_cases
+
+    for d in dirs:
+        path = Path(d)
+        if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+            raise UsageError(f"cases directory {d!r} is not readable (check its permissions)")
+        try:
+            load_cases(path)
+        except VerijacError:
+            raise
+        except Exception as exc:  # the user's own module failed to import
+            raise UsageError(
+                f"could not load cases from {d!r}: {_where(exc, path)}{type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _where(exc: BaseException, directory: Path) -> str:
+    """``file:line: `` of the innermost traceback frame inside ``directory``, or ``""``."""
+    import traceback
+
+    found = ""
+    root = str(directory.resolve())
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(root):
+            found = f"{frame.filename}:{frame.lineno}: "
+    return found
+
+
+# -- list and show --------------------------------------------------------------------------
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape)) if shape else "scalar"
+
+
+def _inputs_text(case: Case) -> str:
+    return ", ".join(
+        f"{v.name}[{','.join(map(str, v.shape))}]" if v.shape else v.name for v in case.variables
+    )
+
+
+def _outputs_text(case: Case) -> str:
+    shapes = [_shape_text(o.shape) for o in case.outputs]
+    return f"({', '.join(shapes)})" if case.tuple_outputs else shapes[0]
+
+
+def _case_info(case: Case) -> dict[str, Any]:
+    from ._registry import case_source
+
+    return {
+        "name": case.name,
+        "description": case.description,
+        "tags": sorted(case.tags),
+        "inputs": [
+            {"name": v.name, "shape": list(v.shape), "domain": str(v.domain)}
+            for v in case.variables
+        ],
+        "outputs": [{"shape": list(o.shape)} for o in case.outputs],
+        "tuple_outputs": case.tuple_outputs,
+        "source": case_source(case.name),
+    }
+
+
+def _path_info(path: Any) -> dict[str, Any]:
+    return {
+        "name": path.name,
+        "family": path.family,
+        "computes": path.computes,
+        "requires": sorted(path.requires),
+        "uses": sorted(path.uses),
+        "call": path.call,
+        "opt_in": path.opt_in,
+        "batched": path.batched,
+        "description": path.description,
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], out: IO[str]) -> None:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=False)] + [str(row[-1])]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    _load_dirs(args.cases_dir)
+    if args.paths:
+        return _list_paths(args)
+    from ._registry import list_cases
+
+    cases = list_cases(args.pattern, tag=args.tag)
+    if args.json:
+        print(json.dumps([_case_info(c) for c in cases], indent=2))
+        return EXIT_OK
+    if not cases:
+        print("no case matches", file=sys.stderr)
+        return EXIT_OK
+    rows = [
+        (c.name, _inputs_text(c), _outputs_text(c), ",".join(sorted(c.tags)), c.description)
+        for c in cases
+    ]
+    _table(("NAME", "INPUTS", "OUTPUTS", "TAGS", "DESCRIPTION"), rows, sys.stdout)
+    return EXIT_OK
+
+
+def _list_paths(args: argparse.Namespace) -> int:
+    from .paths._base import FAMILIES, list_paths
+
+    if args.tag:
+        raise UsageError("--tag selects cases; with --paths give a name glob or a family instead")
+    pattern = args.pattern
+    paths = list_paths(family=pattern) if pattern in FAMILIES else list_paths(pattern)
+    if args.json:
+        print(json.dumps([_path_info(p) for p in paths], indent=2))
+        return EXIT_OK
+    if not paths:
+        print("no path matches", file=sys.stderr)
+        return EXIT_OK
+    rows = [
+        (
+            p.name + (" (opt-in)" if p.opt_in else ""),
+            p.family,
+            p.computes,
+            ",".join(sorted(p.requires)) or "-",
+            ",".join(sorted(p.uses)) or "-",
+            p.call,
+        )
+        for p in paths
+    ]
+    _table(("NAME", "FAMILY", "COMPUTES", "REQUIRES", "USES", "CALL"), rows, sys.stdout)
+    return EXIT_OK
+
+
+def _pretty(expr: Any, plain: bool) -> str:
+    import sympy
+
+    if plain:
+        return str(expr)
+    unicode = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "") == "utf8"
+    return sympy.pretty(expr, use_unicode=unicode)
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from ._registry import case_source, get_case
+
+    _load_dirs(args.cases_dir)
+    case = get_case(args.case)
+    out = sys.stdout
+    print(f"{case.name}: {case.description}" if case.description else case.name, file=out)
+    print(f"  source: {case_source(case.name)}", file=out)
+    print(f"  tags: {', '.join(sorted(case.tags)) or '-'}", file=out)
+    print("inputs:", file=out)
+    _table(
+        ("  NAME", "SHAPE", "DOMAIN"),
+        [(f"  {v.name}", _shape_text(v.shape), str(v.domain)) for v in case.variables],
+        out,
+    )
+    if case.exclude:
+        print(f"excluded (|expr| < {case.margin:g}): {', '.join(map(str, case.exclude))}", file=out)
+    print("outputs:", file=out)
+    func = case.function()
+    outs = func if case.tuple_outputs else (func,)
+    for k, (o, expr) in enumerate(zip(case.outputs, outs, strict=True)):
+        label = f"  [{k}] " if case.tuple_outputs else "  "
+        print(f"{label}{_shape_text(o.shape)}:", file=out)
+        print(_indent(_pretty(expr, args.plain)), file=out)
+    if case.tolerances:
+        print(f"tolerances: {case.tolerances}", file=out)
+    print("jacobian (exact; nested like torch.autograd.functional.jacobian):", file=out)
+    _blocks(case, case.jacobian(), args.plain, out)
+    if args.hessian:
+        print("hessian (exact; see verijac.Case.hessian for the nesting):", file=out)
+        print(_indent(_pretty(case.hessian(), args.plain)), file=out)
+    if case.known:
+        print("known points:", file=out)
+        for point in case.known:
+            at = ", ".join(f"{k}={v!r}" for k, v in point.at.items())
+            print(f"  at {at}" + (f"  ({point.note})" if point.note else ""), file=out)
+            for what in ("value", "jacobian", "hessian"):
+                value = getattr(point, what)
+                if value is not None:
+                    print(f"    {what}: {value!r}", file=out)
+            for cot, res in point.vjp:
+                print(f"    vjp with {cot!r}: {res!r}", file=out)
+    return EXIT_OK
+
+
+def _blocks(case: Case, jac: Any, plain: bool, out: IO[str]) -> None:
+    """Print a Jacobian block by block: ``∂out[k]/∂input``."""
+    names = case.input_names
+    rows = jac if case.tuple_outputs else (jac,)
+    for k, row in enumerate(rows):
+        blocks = row if case.tuple_inputs else (row,)
+        for name, block in zip(names, blocks, strict=True):
+            label = f"out[{k}]" if case.tuple_outputs else "out"
+            text = _pretty(block, plain)
+            if "\n" in text:
+                print(f"  d {label} / d {name} =", file=out)
+                print(_indent(text), file=out)
+            else:
+                print(f"  d {label} / d {name} = {text}", file=out)
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Progress on stderr: a bar redrawn with ``\\r`` on a terminal, else a line per case.
+
+    Nothing is drawn during the first `DELAY` seconds, so quick runs stay quiet on a terminal.
+    """
+
+    DELAY = 0.5
+    WIDTH = 24
+
+    def __init__(
+        self, total: int, n_cases: int, *, enabled: bool, stream: IO[str] | None = None
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total = max(total, 1)
+        self.n_cases = n_cases
+        self.done = 0
+        self.failed = 0
+        self.cases_done = 0
+        self.start = time.perf_counter()
+        self.current: str | None = None
+        self.case_counts: dict[str, int] = {}
+        self.drawn = False
+        self.last_draw = 0.0
+
+    def update(self, record: Record) -> None:
+        if record.case != self.current:
+            self._case_done()
+            self.current = record.case
+        self.done += 1
+        self.failed += record.failed
+        self.case_counts[record.status] = self.case_counts.get(record.status, 0) + 1
+        self._draw()
+
+    def _case_done(self) -> None:
+        if self.current is None:
+            return
+        self.cases_done += 1
+        if self.enabled and not self.tty:
+            counts = ", ".join(f"{n} {s}" for s, n in self.case_counts.items())
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"verijac: [{self.cases_done}/{self.n_cases}] {self.current}: {counts} ({elapsed:.1f}s)",
+                file=self.stream,
+                flush=True,
+            )
+        self.case_counts = {}
+
+    def _draw(self) -> None:
+        if not (self.enabled and self.tty):
+            return
+        now = time.perf_counter()
+        if now - self.start < self.DELAY or now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        filled = int(self.WIDTH * min(self.done / self.total, 1.0))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        fails = f", {self.failed} failed" if self.failed else ""
+        text = f"\r[{bar}] {self.done}/{self.total} checks{fails}  {self.current or ''}"
+        self.stream.write(text[:200].ljust(80))
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        """Erase the bar so the next line on the terminal starts clean."""
+        if self.drawn:
+            self.stream.write("\r" + " " * 80 + "\r")
+            self.stream.flush()
+            self.drawn = False
+
+    def finish(self) -> None:
+        self._case_done()
+        self.current = None
+        self.clear()
+
+
+def _write_atomic(path: str, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _summary_table(records: Sequence[Record], out: IO[str]) -> None:
+    """Per path: records per status and the worst abs / rel / ULP error."""
+    per_path: dict[str, dict[str, Any]] = {}
+    for r in records:
+        row = per_path.setdefault(r.path, {"statuses": dict.fromkeys(STATUSES, 0), "worst": None})
+        row["statuses"][r.status] += 1
+        if r.max_ulp is not None and (row["worst"] is None or _key(r) > _key(row["worst"])):
+            row["worst"] = r
+    rows = []
+    for name, row in per_path.items():
+        worst: Record | None = row["worst"]
+        rows.append(
+            (
+                name,
+                *(str(row["statuses"][s]) for s in STATUSES),
+                _fmt(worst.max_abs if worst else None),
+                _fmt(worst.max_rel if worst else None),
+                _fmt(worst.max_ulp if worst else None),
+            )
+        )
+    _table(("PATH", *(s.upper() for s in STATUSES), "MAX ABS", "MAX REL", "MAX ULP"), rows, out)
+
+
+def _key(r: Record) -> float:
+    v = r.max_ulp
+    return float("inf") if v is None or v != v else float(v)
+
+
+def _verdict(report: Report, elapsed: float, *, interrupted: bool) -> str:
+    counts = report.counts()
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+    word = "INTERRUPTED" if interrupted else ("PASSED" if report.passed else "FAILED")
+    return f"verijac check: {word}: {len(report.records)} checks ({parts or 'none ran'}) in {elapsed:.1f}s, seed={report.seed}"
+
+
+def _select_cases(names: Sequence[str], tags: Sequence[str]) -> list[Case]:
+    from ._registry import list_cases
+    from ._runner import resolve_cases
+
+    cases = resolve_cases(list(names) if names else None)
+    if tags:
+        tagged = {c.name for c in list_cases(tag=tags)}
+        cases = [c for c in cases if c.name in tagged]
+        if not cases:
+            raise UsageError(
+                f"no selected case has the tag(s) {sorted(tags)} (see `verijac list --tag TAG`)"
+            )
+    return cases
+
+
+def _execute(
+    args: argparse.Namespace,
+    *,
+    label: str,
+    n_cases: int,
+    total: int,
+    run: Callable[[int, Callable[[Record], None]], Report],
+) -> int:
+    """Run a check with progress, streamed failures, summary, files and exit status."""
+    from ._report import Report
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    out = sys.stdout
+    print(
+        f"verijac {label}: seed={seed}, {n_cases} case(s), {total} check(s)", file=out, flush=True
+    )
+    progress = _Progress(total, n_cases, enabled=not (args.quiet or args.no_progress))
+    done: list[Record] = []
+
+    def on_record(record: Record) -> None:
+        done.append(record)
+        progress.update(record)
+        if record.failed:
+            progress.clear()
+            print("\n" + record.message(), file=out, flush=True)
+
+    start = time.perf_counter()
+    interrupted = False
+    report: Report
+    try:
+        report = run(seed, on_record)
+    except KeyboardInterrupt:
+        interrupted = True
+        report = Report(records=list(done), seed=seed, settings={"interrupted": True})
+    progress.finish()
+    elapsed = time.perf_counter() - start
+    if not args.quiet and report.records:
+        print(file=out)
+        _summary_table(report.records, out)
+    if args.json:
+        _write_atomic(args.json, report.write_json)
+    if args.junit:
+        _write_atomic(args.junit, report.write_junit)
+    print(_verdict(report, elapsed, interrupted=interrupted), file=out, flush=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _count(n_cases: int, args: argparse.Namespace, *, contract: bool = False) -> int:
+    """Records the run will produce (validates the path, device and dtype names first)."""
+    from ._runner import resolve_devices, resolve_dtypes, resolve_paths
+    from .paths._base import list_paths
+
+    paths = resolve_paths(args.path or None)
+    if contract:  # check_op adds the contract family when no path is named
+        paths += [p for p in list_paths(family="contract") if all(p.name != q.name for q in paths)]
+    devices = resolve_devices(args.device or None)
+    dtypes = resolve_dtypes(args.dtype or None)
+    if not paths:
+        raise UsageError("no path selected (see `verijac list --paths`)")
+    return n_cases * len(paths) * len(devices) * len(dtypes)
+
+
+def _prefix(command: str, dirs: Sequence[str]) -> str:
+    """``verijac COMMAND --cases-dir DIR …``: reproduction lines that find the user's cases."""
+    parts = ["verijac", command]
+    for d in dirs:
+        parts += ["--cases-dir", str(Path(d).resolve())]
+    return shlex.join(parts)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from . import _runner
+
+    _load_dirs(args.cases_dir)
+    cases = _select_cases(args.case, args.tag)
+    total = _count(len(cases), args)
+
+    def run(seed: int, on_record: Callable[[Record], None]) -> Report:
+        return _runner.run(
+            cases,
+            reproduce_prefix=_prefix("check", args.cases_dir),
+            paths=args.path or None,
+            devices=args.device or None,
+            dtypes=args.dtype or None,
+            seed=seed,
+            max_examples=args.max_examples,
+            batch_size=args.batch_size,
+            time_budget=args.time_budget,
+            profile=args.profile,
+            on_record=on_record,
+            tf32=args.tf32,
+        )
+
+    return _execute(args, label="check", n_cases=len(cases), total=total, run=run)
+
+
+def _import_target(target: str) -> Any:
+    """``MODULE:ATTR`` → the object, with the current directory importable."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"expected MODULE:ATTR such as 'mypkg.ops:softplus', got {target!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(
+            f"cannot import module {module_name!r} ({type(exc).__name__}: {exc}); run from the "
+            "directory that contains it or install it"
+        ) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{target!r} must be a callable taking one tensor per input, got {obj!r}")
+    return obj
+
+
+def _cmd_check_op(args: argparse.Namespace) -> int:
+    from ._checkop import check_op
+    from ._registry import get_case
+
+    _load_dirs(args.cases_dir)
+    op = _import_target(args.target)
+    case = get_case(args.case)
+    total = _count(1, args, contract=not args.path)
+
+    def run(seed: int, on_record: Callable[[Record], None]) -> Report:
+        return check_op(
+            op,
+            case,
+            paths=args.path or None,
+            devices=args.device or None,
+            dtypes=args.dtype or None,
+            seed=seed,
+            max_examples=args.max_examples,
+            batch_size=args.batch_size,
+            time_budget=args.time_budget,
+            profile=args.profile,
+            on_record=on_record,
+            tf32=args.tf32,
+            require=tuple(args.require),
+        )
+
+    return _execute(args, label="check-op", n_cases=1, total=total, run=run)
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,291 @@
+"""Result records of a check, the report that collects them, and their JSON / JUnit forms."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped")
+_FLOAT_FIELDS = ("max_abs", "max_rel", "max_ulp", "rtol", "atol", "expected", "actual")
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.6g}"
+
+
+@dataclass
+class Record:
+    """The outcome of one case × path × device × dtype.
+
+    ``status`` is ``pass``, ``mismatch`` (numbers, or a documented behaviour not shown),
+    ``unsupported`` (the path does not apply; ``reason`` says why), ``error`` (an exception,
+    or a defect of the case) or ``skipped`` (device or dtype not available). For a mismatch
+    ``point`` is the minimal failing point, and ``index``, ``expected``, ``actual`` and the
+    errors are those of its worst entry; otherwise the errors are the greatest over every
+    point checked.
+    """
+
+    case: str
+    path: str
+    family: str
+    computes: str
+    device: str
+    dtype: str
+    status: str
+    points: int
+    seed: int
+    max_abs: float | None = None
+    max_rel: float | None = None
+    max_ulp: float | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    reason: str = ""
+    point: dict[str, Any] | None = None
+    index: list[int] | None = None
+    expected: float | None = None
+    actual: float | None = None
+    duration: float = 0.0
+    reproduce: str = ""
+    tangent: list[float] | None = None
+    cotangent: list[float] | None = None
+    allowed: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("mismatch", "error")
+
+    @property
+    def label(self) -> str:
+        """``case / path [device, dtype]``."""
+        return f"{self.case} / {self.path} [{self.device}, {self.dtype}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; NaN and ±inf become the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
+        out = asdict(self)
+        for key in (*_FLOAT_FIELDS, "allowed"):
+            out[key] = _encode(out[key])
+        if out["point"] is not None:
+            out["point"] = _encode_tree(out["point"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)}
+        clean = {k: v for k, v in data.items() if k in known}
+        for key in (*_FLOAT_FIELDS, "allowed"):
+            if key in clean:
+                clean[key] = _decode(clean[key])
+        if clean.get("point") is not None:
+            clean["point"] = _decode_tree(clean["point"])
+        return cls(**clean)
+
+    def message(self) -> str:
+        """The full human message: what failed, where, by how much, and how to reproduce it."""
+        head = f"{self.status.upper()}: case {self.case!r}, path {self.path!r} ({self.computes}, {self.family})"
+        lines = [
+            head,
+            f"  device {self.device}, dtype {self.dtype}, seed {self.seed}, {self.points} points checked",
+        ]
+        if self.reason:
+            lines.append(f"  {self.reason}")
+        if self.point is not None:
+            lines.append(f"  minimal failing point: {_point_text(self.point)}")
+        if self.tangent is not None:
+            lines.append(f"  tangent: {self.tangent}")
+        if self.cotangent is not None:
+            lines.append(f"  cotangent: {self.cotangent}")
+        if self.expected is not None or self.actual is not None:
+            where = f" at index {self.index}" if self.index is not None else ""
+            lines.append(f"  expected {_num(self.expected)}, actual {_num(self.actual)}{where}")
+        if self.max_abs is not None:
+            allowed = f" (allowed {_num(self.allowed)} there)" if self.allowed is not None else ""
+            lines.append(
+                f"  abs error {_num(self.max_abs)}, rel error {_num(self.max_rel)}, "
+                f"{_num(self.max_ulp)} ULP; tolerance rtol={_num(self.rtol)}, atol={_num(self.atol)}{allowed}"
+            )
+        if self.reproduce:
+            lines.append(f"  reproduce: {self.reproduce}")
+        return "\n".join(lines)
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in point.items())
+
+
+def _encode(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def _decode(x: Any) -> Any:
+    if isinstance(x, str) and x in ("nan", "inf", "-inf"):
+        return float(x)
+    return x
+
+
+def _encode_tree(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _encode_tree(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_encode_tree(v) for v in x]
+    return _encode(x)
+
+
+def _decode_tree(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _decode_tree(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_decode_tree(v) for v in x]
+    return _decode(x)
+
+
+@dataclass
+class Report:
+    """Every record of one check, the seed it ran with and its settings.
+
+    Attributes:
+        records: one per case × path × device × dtype.
+        seed: the run's seed (`verijac.check` with ``seed=`` reproduces it).
+        settings: torch and Hypothesis versions, the TF32 flag, profile, devices, dtypes …
+    """
+
+    records: list[Record] = field(default_factory=list)
+    seed: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """No mismatch and no error (unsupported and skipped records do not fail a check)."""
+        return not self.failures
+
+    @property
+    def failures(self) -> list[Record]:
+        return [r for r in self.records if r.failed]
+
+    def counts(self) -> dict[str, int]:
+        """Records per status (every status present, zero included)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for r in self.records:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        """Counts per status and, per path, the worst errors over its records."""
+        counts = self.counts()
+        total = len(self.records)
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"verijac: {verdict}: {total} records, "
+            + ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+            + f" (seed {self.seed})"
+        ]
+        worst: dict[str, list[float]] = {}
+        for r in self.records:
+            if r.max_abs is None:
+                continue
+            w = worst.setdefault(r.path, [0.0, 0.0, 0.0])
+            for i, v in enumerate((r.max_abs, r.max_rel, r.max_ulp)):
+                if v is not None and (v > w[i] or math.isnan(v)):
+                    w[i] = v
+        if worst:
+            width = max(len(p) for p in worst)
+            lines.append(f"  {'path':<{width}}  {'max abs':>10}  {'max rel':>10}  {'max ULP':>10}")
+            for p, (a, rel, u) in worst.items():
+                lines.append(f"  {p:<{width}}  {_num(a):>10}  {_num(rel):>10}  {_num(u):>10}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        parts = [self.summary()]
+        parts += [r.message() for r in self.failures]
+        return "\n\n".join(parts)
+
+    # -- export --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "settings": self.settings,
+            "counts": self.counts(),
+            "records": [r.to_dict() for r in self.records],
+        }
+
+    def to_json(self) -> str:
+        """Strict JSON (no NaN literals): seed, settings, counts and every record."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Rebuild a report written by `to_json`."""
+        from ._errors import UsageError
+
+        try:
+            data = json.loads(text)
+            return cls(
+                records=[Record.from_dict(r) for r in data["records"]],
+                seed=int(data["seed"]),
+                settings=dict(data.get("settings", {})),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"not a verijac report: {type(exc).__name__}: {exc}; expected the output of "
+                "Report.to_json()"
+            ) from None
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+
+    def junit_xml(self) -> str:
+        """JUnit XML: one testcase per record; mismatch → failure, error → error,
+        unsupported and skipped → skipped."""
+        import xml.etree.ElementTree as ET
+
+        counts = self.counts()
+        suites = ET.Element("testsuites")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name="verijac",
+            tests=str(len(self.records)),
+            failures=str(counts["mismatch"]),
+            errors=str(counts["error"]),
+            skipped=str(counts["unsupported"] + counts["skipped"]),
+            time=f"{sum(r.duration for r in self.records):.3f}",
+        )
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="seed", value=str(self.seed))
+        for key, value in self.settings.items():
+            ET.SubElement(props, "property", name=str(key), value=str(value))
+        for r in self.records:
+            tc = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"verijac.{r.case}",
+                name=f"{r.path}[{r.device}-{r.dtype}]",
+                time=f"{r.duration:.3f}",
+            )
+            first = r.reason.splitlines()[0] if r.reason else r.status
+            if r.status == "mismatch":
+                ET.SubElement(tc, "failure", message=first, type="mismatch").text = r.message()
+            elif r.status == "error":
+                ET.SubElement(tc, "error", message=first, type="error").text = r.message()
+            elif r.status in ("unsupported", "skipped"):
+                ET.SubElement(tc, "skipped", message=f"{r.status}: {r.reason}")
+        return ET.tostring(suites, encoding="unicode")
+
+    def write_junit(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write('<?xml version="1.0" encoding="utf-8"?>\n')
+            fh.write(self.junit_xml())
+
+    def extend(self, records: Iterable[Record]) -> None:
+        self.records.extend(records)
+
+
+__all__ = ["STATUSES", "Record", "Report"]

@@ -1,0 +1,930 @@
+"""The check: cases × paths × devices × dtypes → one `Record` each, collected in a `Report`.
+
+For each case, device and dtype, Hypothesis draws batches of points (`verijac.strategies`);
+the exact reference is evaluated once per batch in float64 and every applicable path runs
+once on the whole batch (a path that is not ``batched`` gets its first `UNBATCHED_POINTS`
+points). A mismatch is narrowed to its failing rows and shrunk to a minimal single point.
+Nothing raised by a path stops the run: it becomes that path's record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import hashlib
+import math
+import random
+import shlex
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ._compare import Comparison, compare, magnitude
+from ._errors import UsageError, VerijacError
+from ._report import Record, Report
+from ._tolerances import (
+    COMPUTES_ORDER,
+    COND_ULPS,
+    PathTolerances,
+    Tolerance,
+    dtype_name,
+    normalise_path_tolerances,
+    resolve_tolerance,
+)
+
+if TYPE_CHECKING:
+    from ._case import Case
+    from .paths._base import Path, Problem
+
+#: Points a path with ``batched=False`` receives from each batch.
+UNBATCHED_POINTS = 4
+#: Path calls the shrinker may spend on one failure.
+SHRINK_CALLS = 64
+DEFAULT_DTYPES = ("float64", "float32")
+
+
+class _Stop(Exception):
+    """Ends a Hypothesis run early: every path has an outcome, or the time budget is spent."""
+
+
+# -- option resolution ----------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return [value]
+
+
+def resolve_cases(cases: Any = None) -> list[Case]:
+    """Cases from names, globs, ``"tag:NAME"``, `Case` objects or a list of those.
+
+    Raises:
+        UsageError: a glob or tag matches nothing, or an item has another type.
+        UnknownCaseError: a plain name is not registered.
+    """
+    from ._case import Case
+    from ._registry import get_case, list_cases
+
+    if cases is None:
+        return list_cases()
+    out: list[Case] = []
+    for item in _as_list(cases):
+        if isinstance(item, Case):
+            found = [item]
+        elif isinstance(item, str) and item.startswith("tag:"):
+            found = list_cases(tag=item[4:])
+            if not found:
+                raise UsageError(f"no case has the tag {item[4:]!r} (cases={item!r})")
+        elif isinstance(item, str) and any(ch in item for ch in "*?["):
+            found = list_cases(item)
+            if not found:
+                raise UsageError(f"no case name matches the glob {item!r}")
+        elif isinstance(item, str):
+            found = [get_case(item)]
+        else:
+            raise UsageError(
+                f"cases must be names, globs, 'tag:NAME' or verijac.Case objects, got {item!r}"
+            )
+        out += [c for c in found if all(c is not o for o in out)]
+    return out
+
+
+def resolve_paths(paths: Any = None) -> list[Path]:
+    """Paths from names, globs, family names, `Path` objects or a list of those.
+
+    ``None`` is every path that is not opt-in.
+
+    Raises:
+        UsageError: a glob or family matches nothing, or an item has another type.
+        UnknownPathError: a plain name is not registered.
+    """
+    from .paths._base import FAMILIES, Path, get_path, list_paths
+
+    if paths is None:
+        return list_paths(include_opt_in=False)
+    out: list[Path] = []
+    for item in _as_list(paths):
+        if isinstance(item, Path):
+            found = [item]
+        elif isinstance(item, str) and item in FAMILIES:
+            found = list_paths(family=item)
+        elif isinstance(item, str) and any(ch in item for ch in "*?["):
+            found = list_paths(item)
+            if not found:
+                raise UsageError(f"no path name matches the glob {item!r}")
+        elif isinstance(item, str):
+            found = [get_path(item)]
+        else:
+            raise UsageError(
+                f"paths must be names, globs, family names or verijac Path objects, got {item!r}"
+            )
+        out += [p for p in found if all(p.name != o.name for o in out)]
+    return out
+
+
+def resolve_devices(devices: Any = None) -> list[tuple[str, str]]:
+    """``(device, skip reason)`` pairs; the reason is empty for an available device."""
+    import torch
+
+    if devices is None:
+        found = ["cpu"]
+        if torch.cuda.is_available():
+            found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if _mps_available():
+            found.append("mps")
+        return [(d, "") for d in found]
+    out = []
+    for item in _as_list(devices):
+        try:
+            dev = torch.device(item)
+        except (RuntimeError, TypeError):
+            raise UsageError(
+                f"devices must be torch device names such as 'cpu', 'cuda', 'cuda:1' or 'mps', "
+                f"got {item!r}"
+            ) from None
+        name = str(item)
+        reason = ""
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                reason = f"device {name!r} skipped: CUDA is not available (torch.cuda.is_available() is False)"
+            elif dev.index is not None and dev.index >= torch.cuda.device_count():
+                reason = f"device {name!r} skipped: only {torch.cuda.device_count()} CUDA device(s)"
+        elif dev.type == "mps":
+            if not _mps_available():
+                reason = f"device {name!r} skipped: MPS is not available"
+        elif dev.type != "cpu":
+            reason = f"device {name!r} skipped: verijac checks cpu, cuda and mps devices"
+        out.append((name, reason))
+    return out
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_dtypes(dtypes: Any = None) -> list[str]:
+    """Canonical dtype names; ``None`` is float64 and float32."""
+    if dtypes is None:
+        return list(DEFAULT_DTYPES)
+    out: list[str] = []
+    for d in _as_list(dtypes):
+        name = dtype_name(d)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be an int >= 1 or None, got {name}={value!r}")
+    return value
+
+
+# -- per-run state ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    seed: int
+    max_examples: int
+    batch_size: int
+    profile: str
+    pointwise: bool
+    require: frozenset[str]
+    tolerances: dict[str, dict[str, dict[str, float]]]
+    command: str
+    reproduce_prefix: str | None
+    deadline: float | None
+    tf32: bool
+    on_record: Callable[[Record], Any] | None
+
+
+@dataclass
+class _Reference:
+    """The exact reference at one batch of inputs; Hessians and perturbed copies on demand."""
+
+    case: Case
+    inputs: tuple[Any, ...]
+    dtype: Any
+    seed: int
+
+    @cached_property
+    def jac(self) -> Any:
+        from ._reference import exact_jacobian
+
+        return exact_jacobian(self.case, self.inputs)
+
+    @cached_property
+    def hess(self) -> Any:
+        from ._reference import exact_hessian
+
+        return exact_hessian(self.case, self.inputs)
+
+    @cached_property
+    def perturbed(self) -> list[_Reference]:
+        """The reference at the inputs moved by `COND_ULPS` roundoffs of the path's dtype
+        with random signs, twice."""
+        import torch
+
+        u = torch.finfo(self.dtype).eps / 2 * COND_ULPS
+        gen = torch.Generator().manual_seed(self.seed)
+        out = []
+        for _ in range(2):
+            moved = []
+            for x in self.inputs:
+                x64 = x.detach().to(torch.float64)
+                signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -1.0, 1.0)
+                moved.append(x64 * (1 + u * signs.to(torch.float64).to(x64.device)))
+            out.append(_Reference(self.case, tuple(moved), self.dtype, self.seed))
+        return out
+
+    def defect(self, second_order: bool) -> str:
+        """``"case defect: …"`` when the reference is not finite at some point, else ``""``."""
+        import torch
+
+        for what, value in (
+            ("Jacobian", self.jac),
+            ("Hessian", self.hess if second_order else None),
+        ):
+            if value is None:
+                continue
+            bad = ~torch.isfinite(value.reshape(value.shape[0], -1))
+            if bool(bad.any()):
+                row = int(bad.any(dim=1).nonzero()[0])
+                kind = "NaN" if bool(torch.isnan(value[row]).any()) else "inf"
+                return (
+                    f"case defect: reference is {kind} at {_point_dict(self.case, self.inputs, row)} "
+                    f"(exact {what}) inside the declared domain; narrow the domain or exclude the point"
+                )
+        return ""
+
+
+def _point_dict(case: Case, inputs: Sequence[Any], row: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for v, x in zip(case.variables, inputs, strict=True):
+        value = x[row].detach().cpu()
+        out[v.name] = _short_tree(value.tolist(), x.dtype)
+    return out
+
+
+def _short(value: float, dtype: Any) -> float:
+    """The shortest decimal that rounds to the same ``dtype`` number as ``value``."""
+    import torch
+
+    if not math.isfinite(value):
+        return value
+    target = torch.tensor(value, dtype=torch.float64).to(dtype)
+    for digits in range(18):
+        cand = float(f"{value:.{digits}g}") if digits else round(value)
+        if torch.tensor(cand, dtype=torch.float64).to(dtype) == target:
+            return float(cand)
+    return float(value)
+
+
+def _short_tree(value: Any, dtype: Any) -> Any:
+    if isinstance(value, list):
+        return [_short_tree(v, dtype) for v in value]
+    return _short(float(value), dtype)
+
+
+@dataclass
+class _PathState:
+    """What one path has shown so far in one case × device × dtype."""
+
+    path: Path
+    tolerance: Tolerance
+    status: str | None = None  # None while still being checked
+    points: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    max_ulp: float = 0.0
+    fields: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, cmp: Comparison, n: int) -> None:
+        self.points += n
+        self.max_abs = max(self.max_abs, cmp.max_abs)
+        self.max_rel = max(self.max_rel, cmp.max_rel)
+        self.max_ulp = max(self.max_ulp, cmp.max_ulp)
+
+    def finish(self, status: str, reason: str = "", **kw: Any) -> None:
+        self.status = status
+        self.fields = {"reason": reason, **kw}
+
+
+@dataclass
+class _Group:
+    """One case × device × dtype: its paths, function and options."""
+
+    case: Case
+    device: str
+    dtype: str
+    func: Callable[..., Any]
+    states: list[_PathState]
+    opts: _Options
+    batches: int = 0
+
+    @cached_property
+    def tdtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    @property
+    def active(self) -> list[_PathState]:
+        return [s for s in self.states if s.status is None]
+
+
+# -- requirements and outcomes ------------------------------------------------------------
+
+
+def _unmet(path: Path, case: Case, pointwise: bool) -> str:
+    from ._reference import unused_inputs
+
+    for req in sorted(path.requires):
+        if req == "scalar_output" and not case.scalar_output:
+            return (
+                f"path {path.name!r} requires a scalar output; case {case.name!r} has "
+                f"{case.n_out} output element(s) in {len(case.outputs)} output(s)"
+            )
+        if req == "pointwise" and not pointwise:
+            return f"path {path.name!r} requires a pointwise (batchable) function"
+        if req == "unused_input" and not any(unused_inputs(case)):
+            return f"path {path.name!r} requires an input no output depends on; case {case.name!r} has none"
+        if req == "array_input" and all(v.shape == () for v in case.variables):
+            return (
+                f"path {path.name!r} requires an array input; case {case.name!r} has scalars only"
+            )
+    return ""
+
+
+def _exception_outcome(path: Path, exc: BaseException, require: frozenset[str]) -> tuple[str, str]:
+    from .paths._base import BehaviourMismatch, Unsupported
+
+    if isinstance(exc, Unsupported):
+        needed = sorted(set(path.uses) & require)
+        if needed:
+            return "mismatch", f"required capability {needed[0]}: {exc}"
+        return "unsupported", str(exc) or f"path {path.name!r} does not apply"
+    if isinstance(exc, BehaviourMismatch):
+        return "mismatch", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+
+def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
+    from ._reference import make_problem
+
+    return make_problem(
+        group.case,
+        inputs,
+        func=group.func,
+        tangents=t,
+        cotangents=c,
+        pointwise=group.opts.pointwise,
+    )
+
+
+def _evaluate(
+    state: _PathState, group: _Group, problem: Problem, ref: _Reference
+) -> Comparison | None:
+    """Run a path on a problem and compare; ``None`` for behaviour paths. Raises what the path
+    raises."""
+    from ._reference import expected
+    from .paths._base import PathResult
+
+    path = state.path
+    result = path.run(problem)
+    if isinstance(result, PathResult):
+        if result.inputs is not None:
+            problem = dataclasses.replace(problem, inputs=tuple(result.inputs))
+            ref = _Reference(group.case, tuple(result.inputs), group.tdtype, ref.seed)
+        result = result.value
+    if path.computes == "behaviour" or result is None:
+        return None
+    second = COMPUTES_ORDER[path.computes] == 2
+    hess = ref.hess if second else None
+    exp = expected(path.computes, problem, ref.jac, hess)
+    scale = magnitude(path.computes, problem, ref.jac, hess)
+    cond = None
+    for p in ref.perturbed:
+        moved = expected(path.computes, problem, p.jac, p.hess if second else None)
+        delta = (moved - exp).abs()
+        cond = delta if cond is None else cond.maximum(delta)
+    if cond is not None:
+        import torch
+
+        cond = torch.nan_to_num(cond, nan=0.0, posinf=0.0)
+    return compare(
+        result, exp, dtype=group.tdtype, tolerance=state.tolerance, scale=scale, cond=cond
+    )
+
+
+def _rows(x: Any, rows: Any) -> Any:
+    return x[rows]
+
+
+def _batch(group: _Group, batch: Any) -> None:
+    """The Hypothesis test body: one batch through the reference and every active path."""
+    import torch
+
+    opts = group.opts
+    if not group.active or (
+        group.batches and opts.deadline is not None and time.perf_counter() > opts.deadline
+    ):
+        raise _Stop
+    group.batches += 1
+    dev = group.device
+    inputs = tuple(x.to(dev) for x in batch.inputs)
+    ref = _Reference(group.case, inputs, group.tdtype, opts.seed + group.batches)
+    second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.active)
+    try:
+        defect = ref.defect(second)
+    except Exception as exc:  # the generated reference itself failed: a defect of the case
+        defect = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
+    if defect:
+        for s in group.active:
+            s.finish("error", defect, point=_point_dict(group.case, inputs, 0))
+        raise _Stop
+    full = _problem(group, inputs, batch.tangents, batch.cotangents)
+    small: Problem | None = None
+    for state in group.active:
+        problem, sref = full, ref
+        if not state.path.batched and full.N > UNBATCHED_POINTS:
+            if small is None:
+                k = slice(0, UNBATCHED_POINTS)
+                small = _problem(
+                    group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k]
+                )
+            problem = small
+            sref = _Reference(group.case, small.inputs, group.tdtype, ref.seed)
+        try:
+            cmp = _evaluate(state, group, problem, sref)
+        except Exception as exc:
+            status, reason = _exception_outcome(state.path, exc, opts.require)
+            state.finish(status, reason)
+            continue
+        if cmp is None:
+            state.points += problem.N
+            continue
+        state.add(cmp, problem.N)
+        if not cmp.ok:
+            _mismatch(state, group, problem, cmp)
+    _ = torch
+    if not group.active:
+        raise _Stop
+
+
+def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Comparison) -> None:
+    """Record a numeric mismatch at its minimal failing point."""
+    row = cmp.index[0] if cmp.index else 0
+    n_bad = len(cmp.bad_rows)
+    inputs = tuple(x[row : row + 1] for x in problem.inputs)
+    t, c = problem.tangents[row : row + 1], problem.cotangents[row : row + 1]
+    inputs, best = _shrink(state, group, inputs, t, c, cmp)
+    single = best is not cmp
+    what = (
+        "a NaN/inf where a finite value was expected"
+        if best.nonfinite
+        else "errors beyond the tolerance"
+    )
+    reason = f"{n_bad} of {problem.N} points in batch {group.batches} show {what}" + (
+        "; shrunk to the point below" if single else "; shown at the worst point of the batch"
+    )
+    index = list(best.index)
+    if single and index:
+        index[0] = 0
+    state.finish(
+        "mismatch",
+        reason,
+        point=_point_dict(group.case, inputs, 0),
+        index=index,
+        expected=best.expected,
+        actual=best.actual,
+        allowed=best.allowed,
+        cmp=best,
+        tangent=[float(v) for v in t[0].tolist()]
+        if state.path.computes in ("jvp", "hvp", "vhp", "chvp")
+        else None,
+        cotangent=[float(v) for v in c[0].tolist()]
+        if state.path.computes in ("vjp", "vjp_accumulated", "chvp")
+        else None,
+    )
+
+
+def _candidates(x: float, lo: float, hi: float) -> list[float]:
+    out = [0.0, 1.0, -1.0, float(round(x))]
+    out += [float(f"{x:.{d}g}") for d in range(1, 7)]
+    out += [lo, hi, x / 2]
+    return out
+
+
+def _complexity(x: float) -> tuple[int, float]:
+    return len(repr(x).removesuffix(".0").lstrip("-")), abs(x)
+
+
+def _shrink(
+    state: _PathState, group: _Group, inputs: tuple[Any, ...], t: Any, c: Any, cmp: Comparison
+) -> tuple[tuple[Any, ...], Comparison]:
+    """Move each element of a failing point toward simpler values while the path still fails.
+
+    Returns the point and its comparison; when the single point does not fail on its own
+    (a path that only fails in batches), the batch's comparison is returned unchanged.
+    """
+    import torch
+
+    from .strategies import valid_rows
+
+    case = group.case
+    shapes = [x.shape for x in inputs]
+    intervals = [v.domain for v in case.variables for _ in range(v.size)]
+    values = [float(v) for x in inputs for v in x.reshape(-1).tolist()]
+    calls = 0
+
+    def build(vals: list[float]) -> tuple[Any, ...]:
+        out, pos = [], 0
+        for shape in shapes:
+            k = int(math.prod(shape))
+            t64 = torch.tensor(vals[pos : pos + k], dtype=torch.float64).reshape(shape)
+            out.append(t64.to(group.tdtype).to(group.device))
+            pos += k
+        return tuple(out)
+
+    def fails(vals: list[float]) -> Comparison | None:
+        nonlocal calls
+        pts = build(vals)
+        if not bool(valid_rows(case, pts).all()):
+            return None
+        calls += 1
+        try:
+            ref = _Reference(case, pts, group.tdtype, group.opts.seed)
+            if ref.defect(COMPUTES_ORDER[state.path.computes] == 2):
+                return None
+            got = _evaluate(state, group, _problem(group, pts, t, c), ref)
+        except Exception:
+            return None
+        return got if got is not None and not got.ok else None
+
+    best = fails(values)
+    if best is None:
+        return inputs, cmp
+    for _ in range(3):
+        changed = False
+        for i, x in enumerate(values):
+            lo, hi = intervals[i].sample_bounds()
+            for cand in _candidates(x, lo, hi):
+                if calls >= SHRINK_CALLS:
+                    return build(values), best
+                cand = _short(cand, group.tdtype)
+                if _complexity(cand) >= _complexity(values[i]):
+                    continue
+                trial = [*values[:i], cand, *values[i + 1 :]]
+                got = fails(trial)
+                if got is not None:
+                    values, best, changed = trial, got, True
+                    break
+        if not changed:
+            break
+    return build(values), best
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def _reproduce(opts: _Options, case: Case, path: Path, device: str, dtype: str) -> str:
+    prefix = opts.reproduce_prefix or f"verijac {opts.command}"
+    parts = [
+        prefix,
+        f"--case {shlex.quote(case.name)}",
+        f"--path {shlex.quote(path.name)}",
+        f"--device {shlex.quote(device)}",
+        f"--dtype {dtype}",
+        f"--seed {opts.seed}",
+        f"--max-examples {opts.max_examples}",
+        f"--batch-size {opts.batch_size}",
+    ]
+    if opts.tf32:
+        parts.append("--tf32")
+    return " ".join(parts)
+
+
+def _record(state: _PathState, group: _Group, status: str | None = None) -> Record:
+    path, f = state.path, state.fields
+    status = status or state.status or "pass"
+    cmp: Comparison | None = f.get("cmp")
+    numbers: dict[str, Any] = {}
+    if cmp is not None:
+        numbers = {"max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "max_ulp": cmp.max_ulp}
+    elif state.points and status in ("pass", "mismatch", "error") and path.computes != "behaviour":
+        numbers = {"max_abs": state.max_abs, "max_rel": state.max_rel, "max_ulp": state.max_ulp}
+    return Record(
+        case=group.case.name,
+        path=path.name,
+        family=path.family,
+        computes=path.computes,
+        device=group.device,
+        dtype=group.dtype,
+        status=status,
+        points=state.points,
+        seed=group.opts.seed,
+        rtol=state.tolerance.rtol,
+        atol=state.tolerance.atol,
+        reason=f.get("reason", ""),
+        point=f.get("point"),
+        index=f.get("index"),
+        expected=f.get("expected"),
+        actual=f.get("actual"),
+        allowed=f.get("allowed"),
+        tangent=f.get("tangent"),
+        cotangent=f.get("cotangent"),
+        duration=time.perf_counter() - state.started,
+        reproduce=_reproduce(group.opts, group.case, path, group.device, group.dtype)
+        if status in ("mismatch", "error")
+        else "",
+        **numbers,
+    )
+
+
+def _hypothesis_seed(seed: int, case: Case, dtype: str) -> int:
+    digest = hashlib.sha256(f"{seed}/{case.name}/{dtype}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _run_group(group: _Group, skip: str, emit: Callable[[Record], None]) -> None:
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hseed
+
+    from .strategies import batches
+
+    opts = group.opts
+    if skip:
+        for s in group.states:
+            emit(_record(dataclasses.replace(s, fields={"reason": skip}), group, "skipped"))
+        return
+    for s in group.states:
+        reason = _unmet(s.path, group.case, opts.pointwise)
+        if reason:
+            s.finish("unsupported", reason)
+    if group.active:
+        hs = _hypothesis_seed(opts.seed, group.case, group.dtype)
+
+        @settings(
+            max_examples=opts.max_examples,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            phases=(Phase.generate,),
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+        )
+        @hseed(hs)
+        @given(batches(group.case, batch_size=opts.batch_size, dtype=group.dtype, seed=hs))
+        def body(batch: Any) -> None:
+            _batch(group, batch)
+
+        try:
+            body()
+        except _Stop:
+            pass
+        except VerijacError as exc:
+            for s in group.active:
+                s.finish("error", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # Hypothesis could not generate: report, never stop the run
+            for s in group.active:
+                s.finish("error", f"{type(exc).__name__} while generating points: {exc}")
+    for s in group.states:
+        if s.status is None and s.points == 0:
+            s.finish("skipped", "no points were checked (time budget exhausted)")
+        emit(_record(s, group))
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    """TF32 matmuls off (unless enabled) while checking; the previous flags restored after."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def run(
+    cases: Sequence[Case],
+    *,
+    func_for: Callable[[Case], Callable[..., Any]] | None = None,
+    pointwise: bool = True,
+    require: Iterable[str] = (),
+    extra_paths: Sequence[Path] = (),
+    command: str = "check",
+    reproduce_prefix: str | None = None,
+    paths: Any = None,
+    devices: Any = None,
+    dtypes: Any = None,
+    seed: int | None = None,
+    max_examples: int | None = None,
+    batch_size: int | None = None,
+    time_budget: float | None = None,
+    profile: str | None = None,
+    on_record: Callable[[Record], Any] | None = None,
+    tf32: bool = False,
+    tolerances: PathTolerances | None = None,
+) -> Report:
+    """Check resolved ``cases``; the engine under `check` and ``check_op``.
+
+    Args:
+        cases: `Case` objects.
+        func_for: the function under test for a case (default ``case.implementation()``).
+        pointwise: whether the function maps each point of a batch independently.
+        require: capabilities (`verijac.paths.CAPABILITIES`) whose absence is a failure.
+        extra_paths: paths appended to those selected by ``paths``.
+        command: the ``verijac`` sub-command reproduction lines name.
+        reproduce_prefix: replaces ``verijac COMMAND`` in reproduction lines.
+        Other options: as `check`.
+
+    Returns:
+        A `Report` with one record per case × path × device × dtype.
+    """
+    import torch
+
+    from ._case import Case
+    from .paths._base import CAPABILITIES
+    from .strategies import get_profile
+
+    case_list = list(cases)
+    for c in case_list:
+        if not isinstance(c, Case):
+            raise UsageError(f"run expects verijac.Case objects, got {c!r}; use check() for names")
+    if func_for is not None and not callable(func_for):
+        raise UsageError(f"func_for must be callable (case → function), got {func_for!r}")
+    req = frozenset(_as_list(require)) if not isinstance(require, str) else frozenset([require])
+    unknown = req - set(CAPABILITIES)
+    if unknown:
+        raise UsageError(
+            f"require must name capabilities from {CAPABILITIES}, got {sorted(unknown)}"
+        )
+    path_list = resolve_paths(paths)
+    path_list += [p for p in extra_paths if all(p.name != q.name for q in path_list)]
+    device_list = resolve_devices(devices)
+    dtype_list = resolve_dtypes(dtypes)
+    prof = get_profile(profile)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed must be an int >= 0 or None, got seed={seed!r}")
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+        raise UsageError(
+            f"time_budget must be a number of seconds > 0 or None, got {time_budget!r}"
+        )
+    if on_record is not None and not callable(on_record):
+        raise UsageError(f"on_record must be callable (record → None), got {on_record!r}")
+    opts = _Options(
+        seed=seed,
+        max_examples=_positive_int("max_examples", max_examples) or prof.max_examples,
+        batch_size=_positive_int("batch_size", batch_size) or prof.batch_size,
+        profile=profile or "dev",
+        pointwise=bool(pointwise),
+        require=req,
+        tolerances=normalise_path_tolerances(tolerances),
+        command=command,
+        reproduce_prefix=reproduce_prefix,
+        deadline=None if time_budget is None else time.perf_counter() + float(time_budget),
+        tf32=bool(tf32),
+        on_record=on_record,
+    )
+    report = Report(
+        seed=seed,
+        settings={
+            "torch": torch.__version__,
+            "hypothesis": _hypothesis_version(),
+            "tf32": bool(tf32),
+            "profile": opts.profile,
+            "max_examples": opts.max_examples,
+            "batch_size": opts.batch_size,
+            "devices": [d for d, _ in device_list],
+            "dtypes": dtype_list,
+            "command": command,
+            "require": sorted(req),
+        },
+    )
+
+    def emit(record: Record) -> None:
+        report.records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    with _tf32(bool(tf32)):
+        for case in case_list:
+            func = func_for(case) if func_for is not None else case.implementation()
+            for device, skip in device_list:
+                for dtype in dtype_list:
+                    why = skip
+                    if not why and device.startswith("mps") and dtype == "float64":
+                        why = "dtype 'float64' skipped on mps: MPS has no float64"
+                    states = [
+                        _PathState(
+                            p,
+                            resolve_tolerance(
+                                dtype,
+                                order=COMPUTES_ORDER[p.computes],
+                                case_tolerances=case.tolerances,
+                                path=p,
+                                path_tolerances=opts.tolerances,
+                            ),
+                        )
+                        for p in path_list
+                    ]
+                    _run_group(_Group(case, device, dtype, func, states, opts), why, emit)
+    return report
+
+
+def _hypothesis_version() -> str:
+    import hypothesis
+
+    return hypothesis.__version__
+
+
+def check(
+    cases: Any = None,
+    *,
+    paths: Any = None,
+    devices: Any = None,
+    dtypes: Any = None,
+    seed: int | None = None,
+    max_examples: int | None = None,
+    batch_size: int | None = None,
+    time_budget: float | None = None,
+    profile: str | None = None,
+    on_record: Callable[[Record], Any] | None = None,
+    tf32: bool = False,
+    tolerances: PathTolerances | None = None,
+) -> Report:
+    """Verify autograd paths against the exact derivatives of cases.
+
+    Args:
+        cases: ``None`` (every registered case), a name, a glob (``"seed_*"``), a tag
+            (``"tag:smooth"``), a `Case`, or a list of those.
+        paths: ``None`` (every path that is not opt-in), names, globs or family names.
+        devices: ``None`` (``cpu``, every CUDA device, ``mps`` when available) or names;
+            an unavailable device yields ``skipped`` records, never failures.
+        dtypes: ``None`` (float64 and float32) or names / torch dtypes (float16, bfloat16 too).
+        seed: makes the points reproducible; random (and stated in the report) when ``None``.
+        max_examples: batches per case × device × dtype (default: the profile's).
+        batch_size: points per batch (default: the profile's).
+        time_budget: seconds for the whole check; each group still checks one batch.
+        profile: ``"ci"``, ``"dev"`` (default) or ``"thorough"`` (see `verijac.strategies.PROFILES`).
+        on_record: called with each `Record` as it is finished.
+        tf32: allow TF32 matmuls on CUDA (off by default; the report states it).
+        tolerances: per path name / glob / family: ``{dtype: {"rtol": …, "atol": …}}`` or
+            ``{"rtol": …, "atol": …}`` for every dtype.
+
+    Returns:
+        A `Report`; ``report.passed`` is False when any record is a mismatch or an error.
+
+    Raises:
+        UsageError: an option is invalid (the message says which and how to fix it).
+        UnknownCaseError / UnknownPathError: a name is not registered.
+    """
+    return run(
+        resolve_cases(cases),
+        paths=paths,
+        devices=devices,
+        dtypes=dtypes,
+        seed=seed,
+        max_examples=max_examples,
+        batch_size=batch_size,
+        time_budget=time_budget,
+        profile=profile,
+        on_record=on_record,
+        tf32=tf32,
+        tolerances=tolerances,
+    )
+
+
+def matches(path: Path, pattern: str) -> bool:
+    """Whether ``pattern`` (name, glob or family) selects ``path``."""
+    return pattern in (path.name, path.family) or fnmatch.fnmatchcase(path.name, pattern)
+
+
+__all__ = ["check", "resolve_cases", "resolve_devices", "resolve_dtypes", "resolve_paths", "run"]
+_ = Mapping
