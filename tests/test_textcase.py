@@ -43,7 +43,7 @@ def test_text_case_builds_like_python() -> None:
 
 
 def test_shipped_text_case_is_registered() -> None:
-    case = verijac.get_case("text_softplus")
+    case = verijac.get_case("elementwise_softplus_text")
     (x,) = case.in_symbols
     assert sympy.simplify(case.jacobian() - 1 / (1 + sympy.exp(-x))) == 0
 
@@ -97,7 +97,7 @@ def test_wheel_ships_the_case_library(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("verijac-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"verijac_cases/seeds.py", "verijac_cases/text_softplus.toml", "verijac/py.typed"} <= names
+    assert {"verijac_cases/seeds.py", "verijac_cases/elementwise_softplus_text.toml", "verijac/py.typed"} <= names
 
 
 def test_cases_found_outside_the_checkout(tmp_path: Path) -> None:
