@@ -198,6 +198,11 @@ def build_parser() -> _Parser:
     _add_check_options(p, op=False)
     p.set_defaults(func=_cmd_check)
 
+    p = sub.add_parser(
+        "functions", help="print the SymPy → torch function map as Markdown (docs/functions.md)"
+    )
+    p.set_defaults(func=_cmd_functions)
+
     p = sub.add_parser("check-op", help="check your own function (MODULE:ATTR) against a case")
     p.add_argument(
         "target", metavar="MODULE:ATTR", help="e.g. mypkg.ops:softplus (cwd is importable)"
@@ -391,6 +396,13 @@ def _pretty(expr: Any, plain: bool) -> str:
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _cmd_functions(args: argparse.Namespace) -> int:
+    from ._functions import coverage_markdown
+
+    sys.stdout.write(coverage_markdown())
+    return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
