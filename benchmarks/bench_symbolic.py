@@ -29,7 +29,9 @@ def dense_expressions(n: int, seed: int = 0) -> tuple[sympy.Array, list[list[flo
     # SymPy's evaluating Add of n float-weighted terms costs ~30 ms at n = 64 (SymPy's own cost,
     # not verijac's); the terms are already distinct, so build the sums unevaluated.
     rows = [
-        sympy.tanh(sympy.Add(*[sympy.Float(weights[i][j]) * x[j] for j in range(n)], evaluate=False))
+        sympy.tanh(
+            sympy.Add(*[sympy.Float(weights[i][j]) * x[j] for j in range(n)], evaluate=False)
+        )
         for i in range(n)
     ]
     return sympy.Array(rows), weights
@@ -71,7 +73,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip 256×256 and SymPy's own timings")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(f"torch {torch.__version__}, sympy {sympy.__version__}, threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, sympy {sympy.__version__}, threads {torch.get_num_threads()}"
+    )
 
     for n, target in [(64, 2.0), (256, 30.0)] if not args.quick else [(64, 2.0)]:
         phases, case, weights = verijac_phases(n)
@@ -79,7 +83,9 @@ def main() -> None:
         for name, seconds in phases.items():
             print(f"  {name:38s} {seconds:8.3f} s")
         total = phases["total verijac (case+derive+codegen)"]
-        print(f"  target ≤ {target:g} s: {'met' if total <= target else 'MISSED'} ({total / target:.2f} of budget)")
+        print(
+            f"  target ≤ {target:g} s: {'met' if total <= target else 'MISSED'} ({total / target:.2f} of budget)"
+        )
         if n == 64:
             w = torch.tensor(weights, dtype=torch.float64)
             points = torch.rand(1000, n, dtype=torch.float64) * 2 - 1
@@ -90,7 +96,9 @@ def main() -> None:
             t_ref = median_time(lambda: reference(points))  # noqa: B023
             print(f"  exact Jacobian, 1,000 points          {t_exact * 1e3:8.2f} ms")
             print(f"  vmap(jacrev), 1,000 points            {t_ref * 1e3:8.2f} ms")
-            print(f"  ratio exact / vmap(jacrev)            {t_exact / t_ref:8.2f}×   (target ≤ 20×; max |diff| {diff:.1e})")
+            print(
+                f"  ratio exact / vmap(jacrev)            {t_exact / t_ref:8.2f}×   (target ≤ 20×; max |diff| {diff:.1e})"
+            )
             t_sym = time.perf_counter()
             case.jacobian()
             print(f"  case.jacobian() as SymPy (lazy)       {time.perf_counter() - t_sym:8.3f} s")
@@ -103,7 +111,9 @@ def main() -> None:
             x = verijac.array("x", (n,))
             start = time.perf_counter()
             jac = sympy.derive_by_array(outputs, x)
-            print(f"  {n}×{n} sympy.derive_by_array               {time.perf_counter() - start:8.3f} s")
+            print(
+                f"  {n}×{n} sympy.derive_by_array               {time.perf_counter() - start:8.3f} s"
+            )
             _, case, _ = verijac_phases(n)
             pts = torch.rand(1000, n, dtype=torch.float64)
             t_ours = median_time(lambda: case.torch_jacobian()(pts))  # noqa: B023
@@ -113,11 +123,15 @@ def main() -> None:
             start = time.perf_counter()
             # SymPy's torch printer cannot print an Array; nested lists give nested tensors.
             fn = sympy.lambdify([list(x)], jac.tolist(), modules="torch")
-            print(f"  {n}×{n} sympy.lambdify(torch) build         {time.perf_counter() - start:8.3f} s")
+            print(
+                f"  {n}×{n} sympy.lambdify(torch) build         {time.perf_counter() - start:8.3f} s"
+            )
             point = [torch.tensor(0.1, dtype=torch.float64)] * n
             start = time.perf_counter()
             fn(point)
-            print(f"  {n}×{n} its call on ONE point               {(time.perf_counter() - start) * 1e3:8.2f} ms")
+            print(
+                f"  {n}×{n} its call on ONE point               {(time.perf_counter() - start) * 1e3:8.2f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ def test_minimum_constructor_and_shapes() -> None:
 
 def test_plain_symbols_become_real() -> None:
     a = sympy.Symbol("a")  # no assumptions: verijac checks real functions
-    case = Case("c_plain", inputs={"a": a}, outputs=sympy.Abs(a), domain={"a": Interval(-1, 1, exclude=(0,))})
+    case = Case(
+        "c_plain",
+        inputs={"a": a},
+        outputs=sympy.Abs(a),
+        domain={"a": Interval(-1, 1, exclude=(0,))},
+    )
     (sym,) = case.in_symbols
     assert sym.is_real
     assert case.jacobian() == sympy.sign(sym)
@@ -63,7 +68,11 @@ def test_matrix_output_and_known_points_checked() -> None:
         ({"outputs": x + y}, CaseError, "not inputs"),
         ({"inputs": {"x": x, "z": x}}, CaseError, "appears twice"),
         ({"domain": {"x": (1, -1)}}, DomainError, "inverted"),
-        ({"domain": {"x": (0.5, 0.5)}, "known": [KnownPoint(at={"x": 0}, value=0)]}, CaseError, "outside"),
+        (
+            {"domain": {"x": (0.5, 0.5)}, "known": [KnownPoint(at={"x": 0}, value=0)]},
+            CaseError,
+            "outside",
+        ),
         ({"domain": {}}, DomainError, "has no domain"),
         ({"domain": {"x": (-1, 1), "q": (0, 1)}}, DomainError, "unknown inputs"),
         ({"outputs": sympy.sqrt(x)}, CaseError, "not real"),
@@ -86,7 +95,9 @@ def test_every_defect_has_a_clear_error(kwargs: dict, error: type, needle: str) 
 
 
 def test_excluded_kink_lets_the_case_build() -> None:
-    case = Case("c_abs", inputs={"x": x}, outputs=sympy.Abs(x), domain={"x": Interval(-1, 1, exclude=(0,))})
+    case = Case(
+        "c_abs", inputs={"x": x}, outputs=sympy.Abs(x), domain={"x": Interval(-1, 1, exclude=(0,))}
+    )
     assert case.derivatives.engine == "sympy"
 
 

@@ -50,7 +50,9 @@ def test_sympy_printer_pitfalls_are_avoided() -> None:
     t = torch.tensor([0.0, 2.0], dtype=torch.float64)
     assert case.torch_function()(t).tolist() == pytest.approx([1.0, 2.0 + 2 * math.sqrt(2)])
     # Piecewise with integer branches stays floating point and differentiable.
-    pw = _case("g_pw_int", sympy.Piecewise((1, x > 0), (0, True)) * x, Interval(-2, 2, exclude=(0,)))
+    pw = _case(
+        "g_pw_int", sympy.Piecewise((1, x > 0), (0, True)) * x, Interval(-2, 2, exclude=(0,))
+    )
     out = pw.torch_function()(torch.tensor([-1.0, 1.0]))
     assert out.dtype == torch.float32 and out.tolist() == [0.0, 1.0]
 

@@ -44,17 +44,23 @@ def test_every_mapping_has_a_sample() -> None:
     assert set(SAMPLES) == set(FUNCTIONS)
 
 
-@pytest.mark.parametrize("cls", sorted(FUNCTIONS, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", sorted(FUNCTIONS, key=lambda c: c.__name__), ids=lambda c: c.__name__
+)
 def test_mapping_value_and_derivative(cls: type) -> None:
     expr, point = SAMPLES[cls]
     assert expr.has(cls)
     lo, hi = point - 0.1, point + 0.1
-    case = verijac.Case(f"fn_{cls.__name__.lower()}", inputs={"x": x}, outputs=expr, domain={"x": (lo, hi)})
+    case = verijac.Case(
+        f"fn_{cls.__name__.lower()}", inputs={"x": x}, outputs=expr, domain={"x": (lo, hi)}
+    )
     t = torch.tensor([point], dtype=torch.float64)
     value = float(case.torch_function()(t)[0])
     deriv = float(case.torch_jacobian()(t)[0])
     exact_value = float(sympy.N(expr.subs(x, sympy.Float(point, 30)), 25))
-    exact_deriv = float(sympy.N(_almost_everywhere(sympy.diff(expr, x)).subs(x, sympy.Float(point, 30)), 25))
+    exact_deriv = float(
+        sympy.N(_almost_everywhere(sympy.diff(expr, x)).subs(x, sympy.Float(point, 30)), 25)
+    )
     # torch's float64 polygamma is accurate to ~1e-10 relative only (measured, torch 2.15):
     # the reference is as exact as torch's special functions in float64.
     rel = 1e-9 if cls in LOOSER else 1e-12
@@ -63,7 +69,9 @@ def test_mapping_value_and_derivative(cls: type) -> None:
 
 
 def test_sinc_is_sympys_unnormalised_sinc() -> None:
-    case = verijac.Case("fn_sinc_check", inputs={"x": x}, outputs=sympy.sinc(x), domain={"x": (0.5, 2)})
+    case = verijac.Case(
+        "fn_sinc_check", inputs={"x": x}, outputs=sympy.sinc(x), domain={"x": (0.5, 2)}
+    )
     t = torch.tensor([1.0], dtype=torch.float64)
     assert float(case.torch_function()(t)[0]) == pytest.approx(float(torch.sin(t) / t))
 

@@ -33,7 +33,9 @@ def test_seed_matrix_square_jacobian_vjp_and_accumulation() -> None:
          [[[0.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 4.0]]]]
     )  # fmt: skip
     assert torch.equal(case.torch_jacobian()(eye), expected)
-    exact = case.jacobian().subs({s: (1 if s.name in ("x[0,0]", "x[1,1]") else 0) for s in case.in_symbols})
+    exact = case.jacobian().subs(
+        {s: (1 if s.name in ("x[0,0]", "x[1,1]") else 0) for s in case.in_symbols}
+    )
     assert exact.tolist() == expected.int().tolist()
     vjp = torch.einsum("ij,ijmn->mn", torch.ones(2, 2), case.torch_jacobian()(eye))
     assert vjp.tolist() == [[4.0, 2.0], [2.0, 4.0]]
@@ -64,7 +66,9 @@ def test_seed_batched_gradient_table() -> None:
     assert table.tolist() == SEED_003_TABLE
     syms = case.in_symbols
     grad = case.jacobian()
-    rows = [[g.subs({syms[0]: k, **dict.fromkeys(syms[1:], 1)}) for g in grad] for k in range(1, 10)]
+    rows = [
+        [g.subs({syms[0]: k, **dict.fromkeys(syms[1:], 1)}) for g in grad] for k in range(1, 10)
+    ]
     assert rows == SEED_003_TABLE
 
 

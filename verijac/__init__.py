@@ -42,10 +42,21 @@ from ._errors import (
 if TYPE_CHECKING:
     from . import strategies as strategies
     from ._case import Case as Case
+    from ._case import KnownPoint as KnownPoint
+    from ._case import array as array
+    from ._case import scalar as scalar
     from ._checkop import assert_op as assert_op
     from ._checkop import check_op as check_op
     from ._compare import compare as compare
     from ._compare import ulp_error as ulp_error
+    from ._domain import Interval as Interval
+    from ._functions import register_function as register_function
+    from ._functions import unregister_function as unregister_function
+    from ._parse import parse as parse
+    from ._registry import get_case as get_case
+    from ._registry import list_cases as list_cases
+    from ._registry import load_cases as load_cases
+    from ._registry import register_case as register_case
     from ._report import Record as Record
     from ._report import Report as Report
     from ._runner import check as check
@@ -58,17 +69,6 @@ if TYPE_CHECKING:
     from .paths import get_path as get_path
     from .paths import list_paths as list_paths
     from .paths import register_path as register_path
-    from ._case import KnownPoint as KnownPoint
-    from ._case import array as array
-    from ._case import scalar as scalar
-    from ._domain import Interval as Interval
-    from ._functions import register_function as register_function
-    from ._functions import unregister_function as unregister_function
-    from ._parse import parse as parse
-    from ._registry import get_case as get_case
-    from ._registry import list_cases as list_cases
-    from ._registry import load_cases as load_cases
-    from ._registry import register_case as register_case
 
 __version__ = "0.1.0"
 
@@ -124,42 +124,42 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Case",
-    "Path",
-    "PathResult",
-    "Problem",
-    "Record",
-    "Report",
-    "Tolerance",
-    "assert_op",
-    "case_from_text",
-    "check",
-    "check_op",
-    "compare",
-    "get_path",
-    "list_paths",
-    "load_case_file",
-    "register_path",
-    "strategies",
-    "ulp_error",
     "CaseError",
     "DomainError",
     "Interval",
     "KnownPoint",
     "ParseError",
+    "Path",
+    "PathResult",
+    "Problem",
+    "Record",
+    "Report",
     "ShapeError",
     "TableError",
+    "Tolerance",
     "UnknownCaseError",
     "UnknownPathError",
     "UnsupportedFunctionError",
     "UsageError",
     "VerijacError",
     "array",
+    "assert_op",
+    "case_from_text",
+    "check",
+    "check_op",
+    "compare",
     "get_case",
+    "get_path",
     "list_cases",
+    "list_paths",
+    "load_case_file",
     "load_cases",
     "parse",
     "register_case",
     "register_function",
+    "register_path",
     "scalar",
+    "strategies",
+    "ulp_error",
     "unregister_function",
 ]

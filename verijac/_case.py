@@ -115,6 +115,10 @@ class Case:
         known: `KnownPoint`s with exact values, checked against the expressions now.
         tags: family and property labels used for selection (``smooth``, ``piecewise`` …).
         tolerances: per dtype name, ``{"rtol": …, "atol": …}`` overrides.
+        known_failures: torch defects this case shows, each expected to fail:
+            ``"PATH_GLOB"`` or ``"PATH_GLOB@DTYPE"`` (a path name, family or glob, optionally
+            one dtype) → the reason, a sentence naming the torch behaviour. A matching
+            mismatch is reported as ``xfail``, a matching pass as ``xpass``.
         torch_impl: the torch implementation under test, called with one tensor per input;
             defaults to the function generated from the expressions.
         description: one line for listings.
@@ -137,6 +141,7 @@ class Case:
         torch_impl: Callable[..., Any] | None = None,
         description: str = "",
         margin: float = 1e-3,
+        known_failures: Mapping[str, str] | None = None,
     ) -> None:
         from ._validate import (
             check_known,
@@ -155,6 +160,7 @@ class Case:
         self.margin = float(margin)
         self.tags: frozenset[str] = frozenset(tags)
         self.tolerances: dict[str, dict[str, float]] = _check_tolerances(self.name, tolerances)
+        self.known_failures: dict[str, str] = _check_known_failures(self.name, known_failures)
         if torch_impl is not None and not callable(torch_impl):
             raise CaseError(f"case {self.name!r}: torch_impl must be callable, got {torch_impl!r}")
         self.torch_impl = torch_impl
@@ -211,7 +217,10 @@ class Case:
 
     def function(self) -> Any:
         """The outputs as SymPy: an expression, an Array, or a tuple of those."""
-        outs = [o.exprs[0] if o.shape == () else sympy.Array(list(o.exprs), o.shape) for o in self.outputs]
+        outs = [
+            o.exprs[0] if o.shape == () else sympy.Array(list(o.exprs), o.shape)
+            for o in self.outputs
+        ]
         return tuple(outs) if self.tuple_outputs else outs[0]
 
     def jacobian(self) -> Any:
@@ -337,6 +346,42 @@ def _check_tolerances(
                 )
             clean[key] = float(val)
         out[str(dtype)] = clean
+    return out
+
+
+def _check_known_failures(case: str, known: Mapping[str, str] | None) -> dict[str, str]:
+    from ._errors import UsageError
+    from ._tolerances import dtype_name
+
+    if known is None:
+        return {}
+    if not isinstance(known, Mapping):
+        raise CaseError(
+            f"case {case!r}: known_failures must map 'PATH_GLOB' or 'PATH_GLOB@DTYPE' to a "
+            f"reason, got {known!r}; e.g. {{'functional.hessian@float32': 'torch … because …'}}"
+        )
+    out: dict[str, str] = {}
+    for key, reason in known.items():
+        pattern, at, dtype = key.partition("@") if isinstance(key, str) else ("", "", "")
+        if not pattern.strip():
+            raise CaseError(
+                f"case {case!r}: known_failures keys must be 'PATH_GLOB' or 'PATH_GLOB@DTYPE' "
+                f"strings, got {key!r}"
+            )
+        if at:
+            try:
+                dtype = dtype_name(dtype)
+            except UsageError:
+                raise CaseError(
+                    f"case {case!r}: known_failures[{key!r}]: the part after '@' must be a dtype "
+                    f"name (float64, float32, float16, bfloat16), got {dtype!r}"
+                ) from None
+        if not isinstance(reason, str) or not reason.strip():
+            raise CaseError(
+                f"case {case!r}: known_failures[{key!r}] must be a non-empty reason naming the "
+                f"torch behaviour, got {reason!r}"
+            )
+        out[f"{pattern}@{dtype}" if at else pattern] = reason.strip()
     return out
 
 

@@ -62,7 +62,11 @@ def _is_numeric(e: Any) -> bool:
 
 
 def _is_boolean(e: Any) -> bool:
-    return _name(e) in _RELATIONALS or _name(e) in _LOGIC or _name(e) in ("BooleanTrue", "BooleanFalse")
+    return (
+        _name(e) in _RELATIONALS
+        or _name(e) in _LOGIC
+        or _name(e) in ("BooleanTrue", "BooleanFalse")
+    )
 
 
 def _num(e: Any) -> float:
@@ -90,7 +94,12 @@ _RELATIONALS = {
     "Equality": "==",
     "Unequality": "!=",
 }
-_LOGIC = {"And": "torch.logical_and", "Or": "torch.logical_or", "Xor": "torch.logical_xor", "Not": "torch.logical_not"}
+_LOGIC = {
+    "And": "torch.logical_and",
+    "Or": "torch.logical_or",
+    "Xor": "torch.logical_xor",
+    "Not": "torch.logical_not",
+}
 
 
 def _linear_terms(e: Any) -> tuple[list[tuple[float, Any]], float] | None:
@@ -222,7 +231,8 @@ class _Generator:
         p.lines.append(f"def _generated({', '.join(args)}):")
         p.emit(f"_dt, _dev = _check_inputs(({', '.join(args)},), _SHAPES)")
         batches = ", ".join(
-            f"a{i}.shape[:a{i}.dim() - {len(shape)}]" for i, (_, shape, _) in enumerate(self.variables)
+            f"a{i}.shape[:a{i}.dim() - {len(shape)}]"
+            for i, (_, shape, _) in enumerate(self.variables)
         )
         p.emit(f"_batch = torch.broadcast_shapes({batches})")
         for i, (_, shape, symbols) in enumerate(self.variables):
@@ -232,7 +242,9 @@ class _Generator:
                 p.emit(f"{var} = a{i}.to(_dt).expand(_batch)")
                 self.refs[symbols[0]] = _Ref("scalar", var)
                 continue
-            p.emit(f"{var} = a{i}.to(_dt).expand(_batch + {tuple(shape)!r}).reshape(_batch + ({size},))")
+            p.emit(
+                f"{var} = a{i}.to(_dt).expand(_batch + {tuple(shape)!r}).reshape(_batch + ({size},))"
+            )
             self.vec_sizes[var] = size
             for j, s in enumerate(symbols):
                 self.refs[s] = _Ref("vec", var, j)
@@ -279,7 +291,9 @@ class _Generator:
                         pws.setdefault(pw, sympy.Dummy(f"pw{len(pws)}"))
             flat = [e.xreplace(pws) for e in flat]
             pw_items = [_Item(s, pw, kind="piecewise") for pw, s in pws.items()]
-            replacements, reduced = sympy.cse(flat, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy))
+            replacements, reduced = sympy.cse(
+                flat, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy)
+            )
         else:
             import symengine
 
@@ -337,7 +351,11 @@ class _Generator:
         for it in items:
             if it.kind == "expr" and _is_big_linear(it.expr):
                 it.kind = "linear"
-            d = self.deps(it.expr) if it.kind != "linear" else {s for _, s in _linear_terms(it.expr)[0]}  # type: ignore[index]
+            d = (
+                self.deps(it.expr)
+                if it.kind != "linear"
+                else {s for _, s in _linear_terms(it.expr)[0]}
+            )  # type: ignore[index]
             it.level = 1 + max((level.get(s, 0) for s in d), default=0)
             level[it.sym] = it.level
         for lvl in sorted({it.level for it in items}):
@@ -592,7 +610,11 @@ class _Generator:
             # The branch is selected where its condition holds and no earlier one did.
             active = c
             for prev in previous:
-                active = f"torch.logical_and({active}, torch.logical_not({prev}))" if active != "True" else f"torch.logical_not({prev})"
+                active = (
+                    f"torch.logical_and({active}, torch.logical_not({prev}))"
+                    if active != "True"
+                    else f"torch.logical_not({prev})"
+                )
             if active == "True":
                 guard_name = None
             else:
@@ -604,7 +626,11 @@ class _Generator:
                 previous.append(c)
             else:
                 break
-        out = values[-1] if conds[-1] == "True" else "torch.full(_batch, math.nan, dtype=_dt, device=_dev)"
+        out = (
+            values[-1]
+            if conds[-1] == "True"
+            else "torch.full(_batch, math.nan, dtype=_dt, device=_dev)"
+        )
         if conds[-1] == "True":
             conds, values = conds[:-1], values[:-1]
         for c, v in zip(reversed(conds), reversed(values)):
@@ -730,7 +756,9 @@ class TorchCode:
             pos += v.size
         return out
 
-    def _nesting(self, flat_fn: Callable[..., list[Any]], nest: Callable[[list[Any]], Any]) -> Callable[..., Any]:
+    def _nesting(
+        self, flat_fn: Callable[..., list[Any]], nest: Callable[[list[Any]], Any]
+    ) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             if len(args) != len(self.case.variables):
                 raise ShapeError(
@@ -761,7 +789,9 @@ class TorchCode:
         for o in self.case.outputs:
             c0 = 0
             for v in self.case.variables:
-                entries = [rows[r][c] for r in range(r0, r0 + o.size) for c in range(c0, c0 + v.size)]
+                entries = [
+                    rows[r][c] for r in range(r0, r0 + o.size) for c in range(c0, c0 + v.size)
+                ]
                 blocks.append((o.shape + v.shape, entries))
                 c0 += v.size
             r0 += o.size

@@ -111,7 +111,11 @@ class Interval:
         lo = max(self.lo, -SAMPLE_LIMIT)
         hi = min(self.hi, SAMPLE_LIMIT)
         if lo > hi:  # e.g. [200, inf): sample upward from lo instead
-            lo, hi = (self.lo, self.lo + SAMPLE_LIMIT) if self.lo > 0 else (self.hi - SAMPLE_LIMIT, self.hi)
+            lo, hi = (
+                (self.lo, self.lo + SAMPLE_LIMIT)
+                if self.lo > 0
+                else (self.hi - SAMPLE_LIMIT, self.hi)
+            )
         if self.left_open or lo != self.lo:
             lo = lo + self.margin * max(1.0, abs(lo)) if lo != hi else lo
         if self.right_open or hi != self.hi:

@@ -34,7 +34,9 @@ def _like(args: tuple[Any, ...]) -> tuple[Any, ...]:
     if ref is None:
         return tuple(torch.as_tensor(float(a), dtype=torch.float64) for a in args)
     return tuple(
-        a if isinstance(a, torch.Tensor) else torch.as_tensor(float(a), dtype=ref.dtype, device=ref.device)
+        a
+        if isinstance(a, torch.Tensor)
+        else torch.as_tensor(float(a), dtype=ref.dtype, device=ref.device)
         for a in args
     )
 
@@ -139,7 +141,9 @@ def _bessel(kind: str) -> Callable[[Any, Any], Any]:
         # The upward recurrences (DLMF 10.6.1, 10.29.1) are 0·∞ at x = 0 and lose digits for
         # |x| < order; J and I use their power series there (DLMF 10.2.2, 10.25.2).
         # SymPy's derivative of an order-n Bessel function involves order n + 1.
-        near = torch.abs(x) < 2 * order + 2 if kind in "ji" else torch.zeros_like(x, dtype=torch.bool)
+        near = (
+            torch.abs(x) < 2 * order + 2 if kind in "ji" else torch.zeros_like(x, dtype=torch.bool)
+        )
         far_x = torch.where(near, torch.full_like(x, 2 * order + 3), x)
         prev, cur = _resolve(names[0])(far_x), _resolve(names[1])(far_x)
         for n in range(1, int(order)):
@@ -227,8 +231,12 @@ FUNCTIONS: dict[type, Mapping] = {
         _polygamma, "torch.special.polygamma(n, x)", "integer n only; digamma(x) is polygamma(0, x)"
     ),
     sympy.zeta: Mapping(_zeta, "torch.special.zeta(s, q)", "Riemann zeta is q = 1"),
-    sympy.besselj: Mapping(_bessel("j"), "torch.special.bessel_j0 / bessel_j1", "integer orders ≤ 6 by recurrence"),
-    sympy.bessely: Mapping(_bessel("y"), "torch.special.bessel_y0 / bessel_y1", "integer orders ≤ 6 by recurrence"),
+    sympy.besselj: Mapping(
+        _bessel("j"), "torch.special.bessel_j0 / bessel_j1", "integer orders ≤ 6 by recurrence"
+    ),
+    sympy.bessely: Mapping(
+        _bessel("y"), "torch.special.bessel_y0 / bessel_y1", "integer orders ≤ 6 by recurrence"
+    ),
     sympy.besseli: Mapping(
         _bessel("i"), "torch.special.modified_bessel_i0 / i1", "integer orders ≤ 6 by recurrence"
     ),
@@ -266,7 +274,9 @@ def register_function(
         )
     if not callable(implementation):
         raise UsageError(f"implementation must be callable, got {implementation!r}")
-    _USER[function] = Mapping(implementation, description or getattr(implementation, "__name__", "user"))
+    _USER[function] = Mapping(
+        implementation, description or getattr(implementation, "__name__", "user")
+    )
 
 
 def unregister_function(function: type) -> None:
@@ -292,8 +302,7 @@ def lookup(name: str, sympy_class: type | None = None) -> Mapping:
     raise UnsupportedFunctionError(
         f"no torch mapping for the function {name!r}. Register one with "
         f"verijac.register_function(sympy.{name}, my_torch_impl), where my_torch_impl takes "
-        "tensors and returns a tensor; supported: "
-        + ", ".join(sorted(c.__name__ for c in ACTIVE))
+        "tensors and returns a tensor; supported: " + ", ".join(sorted(c.__name__ for c in ACTIVE))
     )
 
 

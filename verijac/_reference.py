@@ -94,7 +94,9 @@ def exact_jacobian(case: Case, inputs: Sequence[Any]) -> Any:
     for o, row in zip(case.outputs, rows_o):
         blocks = row if case.tuple_inputs else (row,)
         rows.append(
-            torch.cat([b.reshape(n_points, o.size, v.size) for v, b in zip(case.variables, blocks)], dim=2)
+            torch.cat(
+                [b.reshape(n_points, o.size, v.size) for v, b in zip(case.variables, blocks)], dim=2
+            )
         )
     return torch.cat(rows, dim=1)
 
@@ -114,7 +116,10 @@ def exact_hessian(case: Case, inputs: Sequence[Any]) -> Any:
         for vi, grow in zip(case.variables, grid_rows):
             block_rows.append(
                 torch.cat(
-                    [b.reshape(n_points, o.size, vi.size, vj.size) for vj, b in zip(case.variables, grow)],
+                    [
+                        b.reshape(n_points, o.size, vi.size, vj.size)
+                        for vj, b in zip(case.variables, grow)
+                    ],
                     dim=3,
                 )
             )

@@ -39,12 +39,25 @@ from ._errors import CaseError, ParseError
 if TYPE_CHECKING:
     from ._case import Case
 
-_TOP_KEYS = {"name", "description", "tags", "inputs", "outputs", "domain", "exclude", "known", "tolerances", "margin"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "tags",
+    "inputs",
+    "outputs",
+    "domain",
+    "exclude",
+    "known",
+    "tolerances",
+    "margin",
+}
 _DOMAIN_KEYS = {"lo", "hi", "left_open", "right_open", "exclude", "margin"}
 _KNOWN_KEYS = {"at", "value", "jacobian", "hessian", "vjp", "note"}
 
 
-def _require(mapping: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+def _require(
+    mapping: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str
+) -> Any:
     if key not in mapping:
         raise CaseError(f"{where}: missing required key {key!r}")
     value = mapping[key]
@@ -72,7 +85,9 @@ def _domain(spec: Any, where: str) -> Any:
     if isinstance(spec, dict):
         unknown = set(spec) - _DOMAIN_KEYS
         if unknown:
-            raise CaseError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_DOMAIN_KEYS)}")
+            raise CaseError(
+                f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_DOMAIN_KEYS)}"
+            )
         lo = float(_number(spec.get("lo", "-oo"), where)) if "lo" in spec else float("-inf")
         hi = float(_number(spec.get("hi"), where)) if "hi" in spec else float("inf")
         exclude = tuple(float(_number(p, where)) for p in spec.get("exclude", []))
@@ -85,7 +100,7 @@ def _domain(spec: Any, where: str) -> Any:
             margin=float(spec.get("margin", 1e-3)),
         )
     raise CaseError(
-        f"{where}: expected [lo, hi], a sign such as \"positive\", or a table with lo/hi, got {spec!r}"
+        f'{where}: expected [lo, hi], a sign such as "positive", or a table with lo/hi, got {spec!r}'
     )
 
 
@@ -124,10 +139,14 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
     for key, shape in raw_inputs.items():
         if shape in ([], "scalar"):
             inputs[key] = scalar(key)
-        elif isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        elif isinstance(shape, list) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in shape
+        ):
             inputs[key] = array(key, shape)
         else:
-            raise CaseError(f"{where}: inputs.{key} must be [] (scalar) or a shape like [2, 2], got {shape!r}")
+            raise CaseError(
+                f"{where}: inputs.{key} must be [] (scalar) or a shape like [2, 2], got {shape!r}"
+            )
     symbols: dict[str, Any] = dict(inputs)
     for value in inputs.values():
         if not hasattr(value, "shape"):
@@ -141,13 +160,20 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
         outputs: Any = tuple(parse(o, symbols=symbols) for o in raw_out)
     else:
         outputs = parse(raw_out, symbols=symbols)
-    domain = {k: _domain(v, f"{where} domain.{k}") for k, v in _require(data, "domain", dict, where).items()}
+    domain = {
+        k: _domain(v, f"{where} domain.{k}")
+        for k, v in _require(data, "domain", dict, where).items()
+    }
     exclude = [parse(e, symbols=symbols) for e in data.get("exclude", [])]
     known = []
     for k, entry in enumerate(data.get("known", [])):
         if not isinstance(entry, dict) or set(entry) - _KNOWN_KEYS:
-            raise CaseError(f"{where}: known[{k}] must be a table with keys among {sorted(_KNOWN_KEYS)}")
-        at = {key: _values(v) for key, v in _require(entry, "at", dict, f"{where} known[{k}]").items()}
+            raise CaseError(
+                f"{where}: known[{k}] must be a table with keys among {sorted(_KNOWN_KEYS)}"
+            )
+        at = {
+            key: _values(v) for key, v in _require(entry, "at", dict, f"{where} known[{k}]").items()
+        }
         known.append(
             KnownPoint(
                 at=at,

@@ -39,7 +39,9 @@ def _flat_symbols(case: str, name: str, value: Any) -> tuple[Shape, list[Any]]:
     if isinstance(value, (list, tuple)):
         value = sympy.Array(value)
     if isinstance(value, NDimArray):
-        return tuple(value.shape), list(sympy.flatten(value.tolist())) if value.shape else [value[()]]
+        return tuple(value.shape), list(sympy.flatten(value.tolist())) if value.shape else [
+            value[()]
+        ]
     raise CaseError(
         f"case {case!r}: input {name!r} must be a SymPy Symbol or an array of Symbols "
         f"(verijac.scalar / verijac.array), got {value!r} of type {type(value).__name__}"
@@ -170,9 +172,7 @@ def normalise_outputs(
     if isinstance(outputs, tuple):
         if not outputs:
             raise CaseError(f"case {case!r}: outputs is an empty tuple; give at least one output")
-        outs = tuple(
-            _output(case, o, f"output {k}", variables) for k, o in enumerate(outputs)
-        )
+        outs = tuple(_output(case, o, f"output {k}", variables) for k, o in enumerate(outputs))
         return outs, True
     return (_output(case, outputs, "output", variables),), False
 
@@ -265,9 +265,7 @@ def _flatten(value: Any, shape: Shape, what: str, case: str) -> list[sympy.Expr]
         value = value.tolist() if value.shape else value[()]
     got = _shape_of(value)
     if got != shape:
-        raise ShapeError(
-            f"case {case!r}: {what} has shape {got}, expected {shape}"
-        )
+        raise ShapeError(f"case {case!r}: {what} has shape {got}, expected {shape}")
     flat = sympy.flatten(value) if shape else [value]
     out = []
     for x in flat:
@@ -327,7 +325,9 @@ def check_known(case: Case, point: KnownPoint) -> None:
     from ._case import KnownPoint
 
     if not isinstance(point, KnownPoint):
-        raise CaseError(f"case {case.name!r}: known points must be verijac.KnownPoint, got {point!r}")
+        raise CaseError(
+            f"case {case.name!r}: known points must be verijac.KnownPoint, got {point!r}"
+        )
     names = set(case.input_names)
     if set(point.at) != names:
         raise CaseError(

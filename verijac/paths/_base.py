@@ -216,7 +216,9 @@ class Path:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise UsageError(f"path {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+            raise UsageError(
+                f"path {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}"
+            )
         if self.computes not in COMPUTES:
             raise UsageError(
                 f"path {self.name!r}: computes must be one of {COMPUTES}, got {self.computes!r}"
@@ -276,7 +278,10 @@ def get_path(name: str) -> Path:
 
 
 def list_paths(
-    pattern: str | None = None, *, family: str | Iterable[str] | None = None, include_opt_in: bool = True
+    pattern: str | None = None,
+    *,
+    family: str | Iterable[str] | None = None,
+    include_opt_in: bool = True,
 ) -> list[Path]:
     """Registered paths in catalogue order, filtered by a name glob and family."""
     import fnmatch
