@@ -119,3 +119,46 @@ def test_domain_forms() -> None:
     with pytest.raises(DomainError, match="NaN"):
         Interval(float("nan"), 1)
     assert str(Interval(-1, 1, exclude=(0,))) == "[-1, 1] \\ {0}"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"margin": "abc"}, "margin"),
+        ({"tolerances": [1]}, "tolerances"),
+        ({"tolerances": {"float128": {"rtol": 1.0}}}, "dtype"),
+        ({"tags": "smooth"}, "tags"),
+        ({"known": [KnownPoint(at={"x": "sqrt(-1)"})]}, "real numbers"),
+        ({"known": [KnownPoint(at={"x": x})]}, "real numbers"),
+        ({"exclude": [y]}, "not inputs"),
+        ({"description": 5}, "description"),
+    ],
+)
+def test_wrongly_typed_arguments_are_case_errors(kwargs: dict, needle: str) -> None:
+    with pytest.raises(CaseError, match=needle):
+        Case("c_typed", inputs={"x": x}, outputs=x**2, domain={"x": (-1, 1)}, **kwargs)
+
+
+def test_exclusions_use_the_case_symbols() -> None:
+    A = verijac.array("A", (2,))
+    plain = sympy.Symbol("x")  # no real assumption: still the case's x
+    case = Case(
+        "c_excl", inputs={"x": x}, outputs=x**2, domain={"x": (-1, 1)}, exclude=[plain - 0.5]
+    )
+    assert case.exclude[0].free_symbols == {x}
+    arr = Case(
+        "c_excl_arr",
+        inputs={"A": A},
+        outputs=A[0] * A[1],
+        domain={"A": (-1, 1)},
+        exclude=["A[0] - A[1]"],
+    )
+    assert arr.exclude[0] == A[0] - A[1]
+
+
+def test_tolerance_aliases_are_normalised() -> None:
+    import torch
+
+    case = Case("c_tol", inputs={"x": x}, outputs=x**2, domain={"x": (-1, 1)},
+                tolerances={"float": {"rtol": 1e-3}, torch.float64: {"atol": 1e-9}})  # fmt: skip
+    assert case.tolerances == {"float32": {"rtol": 1e-3}, "float64": {"atol": 1e-9}}

@@ -144,3 +144,30 @@ def test_cases_found_outside_the_checkout(tmp_path: Path) -> None:
     )
     count, name = out.stdout.split()
     assert int(count) >= 30 and name == "seed_tuple_io"
+
+
+BASE = "name = 'a'\noutputs = 'x'\n[inputs]\nx = []\n"
+
+
+@pytest.mark.parametrize(
+    ("tail", "needle"),
+    [
+        ("margin = 'abc'\n[domain]\nx = [0, 1]", "margin"),
+        ("[domain]\nx = ['sqrt(-1)', 1]", "real number"),
+        ("exclude = 5\n[domain]\nx = [0, 1]", "list of strings"),
+        ("known = 5\n[domain]\nx = [0, 1]", "array of tables"),
+        ("[domain]\nx = { lo = 0, hi = 1, exclude = 0 }", "list of numbers"),
+        ("[domain]\nx = { lo = 0, hi = 1, left_open = 'false' }", "true or false"),
+        ("description = 5\n[domain]\nx = [0, 1]", "description"),
+        ("tolerances = [1]\n[domain]\nx = [0, 1]", "tolerances"),
+        ("[domain]\nx = [0, 1]\n[[known]]\nat = { x = 0 }\nvjp = [1]", "cotangent, result"),
+    ],
+)
+def test_wrongly_typed_text_is_a_case_error(tail: str, needle: str) -> None:
+    text = BASE + tail
+    # Top-level keys must come before the first table.
+    if not tail.startswith("["):
+        key, rest = tail.split("\n", 1)
+        text = BASE.replace("[inputs]", key + "\n[inputs]") + rest
+    with pytest.raises(verijac.VerijacError, match=needle):
+        case_from_text(text)

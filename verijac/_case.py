@@ -144,9 +144,12 @@ class Case:
         known_failures: Mapping[str, str] | None = None,
     ) -> None:
         from ._validate import (
+            as_expr,
             check_known,
+            check_margin,
             check_name,
             check_outputs_real,
+            check_tags,
             normalise_inputs,
             normalise_outputs,
         )
@@ -154,18 +157,24 @@ class Case:
         self.name = check_name(name)
         self.variables: tuple[Variable, ...] = normalise_inputs(self.name, inputs, domain)
         self.outputs, self.tuple_outputs = normalise_outputs(self.name, outputs, self.variables)
+        if isinstance(exclude, (str, sympy.Basic)):
+            exclude = [exclude]
         self.exclude: tuple[sympy.Expr, ...] = tuple(
-            _expr(self.name, e, "exclude") for e in exclude
+            as_expr(self.name, e, f"exclude[{k}]", self.variables) for k, e in enumerate(exclude)
         )
-        self.margin = float(margin)
-        self.tags: frozenset[str] = frozenset(tags)
+        self.margin = check_margin(self.name, margin)
+        self.tags: frozenset[str] = check_tags(self.name, tags)
         self.tolerances: dict[str, dict[str, float]] = _check_tolerances(self.name, tolerances)
         self.known_failures: dict[str, str] = _check_known_failures(self.name, known_failures)
+        if not isinstance(description, str):
+            raise CaseError(
+                f"case {self.name!r}: description must be a string, got {description!r}"
+            )
         if torch_impl is not None and not callable(torch_impl):
             raise CaseError(f"case {self.name!r}: torch_impl must be callable, got {torch_impl!r}")
         self.torch_impl = torch_impl
         self.description = description
-        self.known: tuple[KnownPoint, ...] = tuple(known)
+        self.known: tuple[KnownPoint, ...] = tuple(known) if known is not None else ()
         check_outputs_real(self)
         for point in self.known:
             check_known(self, point)
@@ -314,24 +323,23 @@ def _block(entries: list[Any], shape: Shape) -> Any:
     return sympy.Array(entries, shape)
 
 
-def _expr(case: str, value: Any, what: str) -> sympy.Expr:
-    if isinstance(value, str):
-        from ._parse import parse
-
-        return parse(value)
-    try:
-        return sympy.sympify(value, strict=True)
-    except (sympy.SympifyError, TypeError):
-        raise CaseError(
-            f"case {case!r}: {what} must be SymPy expressions or numbers, got {value!r}"
-        ) from None
-
-
 def _check_tolerances(
     case: str, tolerances: Mapping[str, Mapping[str, float]] | None
 ) -> dict[str, dict[str, float]]:
+    from ._errors import UsageError
+    from ._tolerances import dtype_name
+
+    if tolerances is not None and not isinstance(tolerances, Mapping):
+        raise CaseError(
+            f"case {case!r}: tolerances must map a dtype name to {{'rtol': …, 'atol': …}}, got "
+            f"{tolerances!r}"
+        )
     out: dict[str, dict[str, float]] = {}
     for dtype, tol in (tolerances or {}).items():
+        try:
+            name = dtype_name(dtype)
+        except UsageError as exc:
+            raise CaseError(f"case {case!r}: tolerances: {exc}") from None
         if not isinstance(tol, Mapping) or not set(tol) <= {"rtol", "atol"}:
             raise CaseError(
                 f"case {case!r}: tolerances[{dtype!r}] must be a mapping with keys 'rtol' and/or "
@@ -339,13 +347,18 @@ def _check_tolerances(
             )
         clean = {}
         for key, val in tol.items():
-            if not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
+            if (
+                isinstance(val, bool)
+                or not isinstance(val, (int, float))
+                or not math.isfinite(val)
+                or val < 0
+            ):
                 raise CaseError(
                     f"case {case!r}: tolerances[{dtype!r}][{key!r}] must be a finite number >= 0, "
                     f"got {val!r}"
                 )
             clean[key] = float(val)
-        out[str(dtype)] = clean
+        out[name] = clean
     return out
 
 

@@ -257,26 +257,7 @@ def _load_dirs(dirs: Iterable[str]) -> None:
         path = Path(d)
         if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
             raise UsageError(f"cases directory {d!r} is not readable (check its permissions)")
-        try:
-            load_cases(path)
-        except VerijacError:
-            raise
-        except Exception as exc:  # the user's own module failed to import
-            raise UsageError(
-                f"could not load cases from {d!r}: {_where(exc, path)}{type(exc).__name__}: {exc}"
-            ) from None
-
-
-def _where(exc: BaseException, directory: Path) -> str:
-    """``file:line: `` of the innermost traceback frame inside ``directory``, or ``""``."""
-    import traceback
-
-    found = ""
-    root = str(directory.resolve())
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(root):
-            found = f"{frame.filename}:{frame.lineno}: "
-    return found
+        load_cases(path)
 
 
 # -- list and show --------------------------------------------------------------------------
@@ -731,6 +712,16 @@ def _import_target(target: str) -> Any:
         raise UsageError(
             f"cannot import module {module_name!r} ({type(exc).__name__}: {exc}); run from the "
             "directory that contains it or install it"
+        ) from None
+    except Exception as exc:  # the user's module itself is broken (SyntaxError, …)
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f"{exc.filename}:{exc.lineno}: "
+        raise UsageError(
+            f"importing module {module_name!r} failed: {where}{type(exc).__name__}: {exc}"
         ) from None
     for part in attr.split("."):
         try:

@@ -710,6 +710,11 @@ def _check_inputs_factory(names: Sequence[str]) -> Callable[..., Any]:
                     f"ending in {tuple(shape)}, got {tuple(a.shape)}"
                 )
             dtype = a.dtype if dtype is None else torch.promote_types(dtype, a.dtype)
+            if a.device != args[0].device:
+                raise ShapeError(
+                    f"input {name!r} is on {a.device}, but input {names[0]!r} is on "
+                    f"{args[0].device}; put every input on one device"
+                )
         return dtype, args[0].device
 
     return check

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import CaseError, UnknownCaseError, UsageError
+from ._errors import CaseError, UnknownCaseError, UsageError, VerijacError
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -48,8 +48,11 @@ def register_case(case: Case, *, source: str = "<user>", replace: bool = False) 
 
 def _ensure_loaded() -> None:
     global _LOADED_SHIPPED
-    if not _LOADED_SHIPPED:
-        _LOADED_SHIPPED = True
+    if _LOADED_SHIPPED:
+        return
+    # Set first: the shipped modules themselves call into the registry while importing.
+    _LOADED_SHIPPED = True
+    try:
         import verijac_cases
 
         for info in sorted(pkgutil.iter_modules(verijac_cases.__path__), key=lambda m: m.name):
@@ -59,9 +62,29 @@ def _ensure_loaded() -> None:
             for case in getattr(module, "CASES", ()):
                 register_case(case, source=f"verijac_cases.{info.name}")
         _text_cases(Path(verijac_cases.__path__[0]))
-        for extra in os.environ.get(CASES_PATH_ENV, "").split(os.pathsep):
-            if extra:
+    except BaseException:
+        _LOADED_SHIPPED = False
+        _CASES.clear()
+        _SOURCES.clear()
+        raise
+    for extra in os.environ.get(CASES_PATH_ENV, "").split(os.pathsep):
+        if extra:
+            try:
                 load_cases(extra)
+            except VerijacError as exc:
+                raise type(exc)(f"{CASES_PATH_ENV}: {exc}") from None
+
+
+def _where(exc: BaseException, directory: Path) -> str:
+    """``file:line: `` of the innermost traceback frame inside ``directory``, or ``""``."""
+    import traceback
+
+    found = ""
+    root = str(directory.resolve())
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(root):
+            found = f"{frame.filename}:{frame.lineno}: "
+    return found
 
 
 def _text_cases(directory: Path) -> list[str]:
@@ -91,7 +114,6 @@ def load_cases(directory: str | os.PathLike[str]) -> list[str]:
     _ensure_loaded()
     if path in _LOADED_DIRS:
         return []
-    _LOADED_DIRS.add(path)
     names: list[str] = []
     for file in sorted(path.glob("*.py")):
         if file.name.startswith("_"):
@@ -102,11 +124,21 @@ def load_cases(directory: str | os.PathLike[str]) -> list[str]:
             continue
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except VerijacError:
+            raise
+        except Exception as exc:  # the user's own module failed to import
+            sys.modules.pop(mod_name, None)
+            raise CaseError(
+                f"could not load cases from {str(file)!r}: {_where(exc, path)}"
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         for case in getattr(module, "CASES", ()):
             register_case(case, source=str(file))
             names.append(case.name)
     names += _text_cases(path)
+    _LOADED_DIRS.add(path)
     return names
 
 

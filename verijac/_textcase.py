@@ -28,11 +28,10 @@ jacobian = "1/2"
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import tomllib
 
 from ._errors import CaseError, ParseError
 
@@ -72,7 +71,32 @@ def _number(value: Any, where: str) -> Any:
 
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise CaseError(f"{where}: expected a number or a numeric string, got {value!r}")
-    return parse_number(value)
+    try:
+        return parse_number(value)
+    except ParseError as exc:
+        raise ParseError(f"{where}: {exc}") from None
+
+
+def _real(value: Any, where: str) -> float:
+    """A real number from TOML (a number or a numeric string such as "pi/2")."""
+    number = _number(value, where)
+    try:
+        return float(number)
+    except (TypeError, ValueError):
+        raise CaseError(f"{where}: expected a real number, got {value!r} = {number}") from None
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise CaseError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _strings(data: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CaseError(f"{where}: {key!r} must be a list of strings, got {value!r}")
+    return value
 
 
 def _domain(spec: Any, where: str) -> Any:
@@ -81,23 +105,25 @@ def _domain(spec: Any, where: str) -> Any:
     if isinstance(spec, str):
         return spec
     if isinstance(spec, list) and len(spec) == 2:
-        return (float(_number(spec[0], where)), float(_number(spec[1], where)))
+        return (_real(spec[0], where), _real(spec[1], where))
     if isinstance(spec, dict):
         unknown = set(spec) - _DOMAIN_KEYS
         if unknown:
             raise CaseError(
                 f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_DOMAIN_KEYS)}"
             )
-        lo = float(_number(spec.get("lo", "-oo"), where)) if "lo" in spec else float("-inf")
-        hi = float(_number(spec.get("hi"), where)) if "hi" in spec else float("inf")
-        exclude = tuple(float(_number(p, where)) for p in spec.get("exclude", []))
+        lo = _real(spec["lo"], f"{where}.lo") if "lo" in spec else float("-inf")
+        hi = _real(spec["hi"], f"{where}.hi") if "hi" in spec else float("inf")
+        raw_exclude = spec.get("exclude", [])
+        if not isinstance(raw_exclude, list):
+            raise CaseError(f"{where}.exclude must be a list of numbers, got {raw_exclude!r}")
         return Interval(
             lo,
             hi,
-            left_open=bool(spec.get("left_open", False)),
-            right_open=bool(spec.get("right_open", False)),
-            exclude=exclude,
-            margin=float(spec.get("margin", 1e-3)),
+            left_open=_flag(spec.get("left_open", False), f"{where}.left_open"),
+            right_open=_flag(spec.get("right_open", False), f"{where}.right_open"),
+            exclude=tuple(_real(p, f"{where}.exclude") for p in raw_exclude),
+            margin=_real(spec.get("margin", 1e-3), f"{where}.margin"),
         )
     raise CaseError(
         f'{where}: expected [lo, hi], a sign such as "positive", or a table with lo/hi, got {spec!r}'
@@ -113,6 +139,12 @@ def _values(value: Any) -> Any:
 
         return parse_number(value)
     return value
+
+
+def _vjp_pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise CaseError(f"{where} must be a list of [cotangent, result] pairs, got {value!r}")
+    return [(_values(c), _values(r)) for c, r in value]
 
 
 def case_from_text(text: str, *, source: str = "<text>") -> Case:
@@ -164,9 +196,12 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
         k: _domain(v, f"{where} domain.{k}")
         for k, v in _require(data, "domain", dict, where).items()
     }
-    exclude = [parse(e, symbols=symbols) for e in data.get("exclude", [])]
+    exclude = [parse(e, symbols=symbols) for e in _strings(data, "exclude", where)]
     known = []
-    for k, entry in enumerate(data.get("known", [])):
+    raw_known = data.get("known", [])
+    if not isinstance(raw_known, list):
+        raise CaseError(f"{where}: known must be an array of tables ([[known]]), got {raw_known!r}")
+    for k, entry in enumerate(raw_known):
         if not isinstance(entry, dict) or set(entry) - _KNOWN_KEYS:
             raise CaseError(
                 f"{where}: known[{k}] must be a table with keys among {sorted(_KNOWN_KEYS)}"
@@ -180,13 +215,14 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
                 value=_values(entry.get("value")),
                 jacobian=_values(entry.get("jacobian")),
                 hessian=_values(entry.get("hessian")),
-                vjp=[(_values(c), _values(r)) for c, r in entry.get("vjp", [])],
+                vjp=_vjp_pairs(entry.get("vjp", []), f"{where} known[{k}].vjp"),
                 note=str(entry.get("note", "")),
             )
         )
-    tags = data.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise CaseError(f"{where}: tags must be a list of strings, got {tags!r}")
+    tags = _strings(data, "tags", where)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise CaseError(f"{where}: description must be a string, got {description!r}")
     return Case(
         name,
         inputs=inputs,
@@ -196,8 +232,8 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
         known=known,
         tags=tags,
         tolerances=data.get("tolerances"),
-        description=str(data.get("description", "")),
-        margin=float(data.get("margin", 1e-3)),
+        description=description,
+        margin=_real(data.get("margin", 1e-3), f"{where} margin"),
     )
 
 

@@ -31,6 +31,30 @@ def check_name(name: Any) -> str:
     return name
 
 
+def check_margin(case: str, margin: Any) -> float:
+    """The exclusion margin: a finite number > 0."""
+    import math
+
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or not math.isfinite(margin)
+        or margin <= 0
+    ):
+        raise CaseError(f"case {case!r}: margin must be a finite number > 0, got margin={margin!r}")
+    return float(margin)
+
+
+def check_tags(case: str, tags: Any) -> frozenset[str]:
+    """Tags: an iterable of strings (a single string would silently become its letters)."""
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise CaseError(
+            f"case {case!r}: tags must be a collection of strings such as {{'smooth'}}, got "
+            f"tags={tags!r}"
+        )
+    return frozenset(tags)
+
+
 def _flat_symbols(case: str, name: str, value: Any) -> tuple[Shape, list[Any]]:
     if isinstance(value, sympy.Symbol):
         return (), [value]
@@ -338,6 +362,11 @@ def check_known(case: Case, point: KnownPoint) -> None:
     for v in case.variables:
         vals = _flatten(point.at[v.name], v.shape, f"known point input {v.name!r}", case.name)
         for s, x in zip(v.symbols, vals):
+            if x.free_symbols or not x.is_real:
+                raise CaseError(
+                    f"case {case.name!r}: known point {v.name}={point.at[v.name]!r} must hold real "
+                    f"numbers, got {x}"
+                )
             if not v.domain.contains(float(x)):
                 raise CaseError(
                     f"case {case.name!r}: known point {v.name}={point.at[v.name]!r} lies outside "

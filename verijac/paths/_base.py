@@ -139,12 +139,12 @@ class Problem:
         """Inputs the way torch.autograd.functional passes them: a tensor or a tuple."""
         return tuple(tensors) if self.tuple_inputs else tensors[0]
 
-    def flat_jacobian(self, nested: Any, *, batch: int | None = None) -> Any:
+    def flat_jacobian(self, nested: Any) -> Any:
         """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``.
 
         Args:
-            nested: blocks ``(*batch, *out_shape, *in_shape)`` nested [out][in].
-            batch: unused; blocks with no batch dimension (one point) get one added.
+            nested: blocks ``(N, *out_shape, *in_shape)`` nested [out][in]; blocks of one
+                point without a batch dimension get one added.
         """
         import torch
 
