@@ -351,11 +351,8 @@ class _Generator:
         for it in items:
             if it.kind == "expr" and _is_big_linear(it.expr):
                 it.kind = "linear"
-            d = (
-                self.deps(it.expr)
-                if it.kind != "linear"
-                else {s for _, s in _linear_terms(it.expr)[0]}
-            )  # type: ignore[index]
+            lin = _linear_terms(it.expr) if it.kind == "linear" else None
+            d = self.deps(it.expr) if lin is None else {s for _, s in lin[0]}
             it.level = 1 + max((level.get(s, 0) for s in d), default=0)
             level[it.sym] = it.level
         for lvl in sorted({it.level for it in items}):
