@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ._errors import UsageError, VerijacError
+from ._report import STATUSES
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROFILES = ("ci", "dev", "thorough")
-STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped")
 
 
 class _Parser(argparse.ArgumentParser):
