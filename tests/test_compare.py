@@ -143,3 +143,21 @@ def test_shape_mismatch_raises() -> None:
             dtype=torch.float32,
             tolerance=base_tolerance("float32"),
         )
+
+
+def test_weight_scales_atol_and_unrepresentable_entries_are_skipped() -> None:
+    from verijac._compare import bound, unravel
+
+    exp = torch.zeros(1, 2, dtype=torch.float64)
+    act = torch.tensor([[3e-5, 3e-5]])
+    tol = base_tolerance("float32")  # atol 2e-5 for first derivatives
+    assert not bound(exp, dtype=torch.float32, tolerance=tol).check(act).ok
+    # A VJP entry summing two Jacobian entries with cotangent weights 1 and 1 may be off by
+    # twice the atol of one entry.
+    weight = torch.full_like(exp, 2.0)
+    assert bound(exp, dtype=torch.float32, tolerance=tol, weight=weight).check(act).ok
+    # No exact value (NaN) or one beyond the dtype: skipped, whatever the path returns.
+    odd = torch.tensor([[math.nan, 1e300]], dtype=torch.float64)
+    cmp = bound(odd, dtype=torch.float32, tolerance=tol).check(torch.tensor([[1.0, math.inf]]))
+    assert cmp.ok and cmp.checked == 0
+    assert unravel(7, (2, 3, 2)) == [1, 0, 1]

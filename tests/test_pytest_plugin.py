@@ -27,9 +27,10 @@ def _warm() -> None:
     check("seed_grad_loop", paths=["func.jacrev"], devices="cpu", dtypes="float64", max_examples=1)
 
 
+# pytest-benchmark warns when it sees xdist (PYTEST_XDIST_WORKER), and warnings are errors.
+BASE = ["-p", "no:cacheprovider", "-p", "no:benchmark"]
 MATRIX = [
-    "-p",
-    "no:cacheprovider",
+    *BASE,
     "--verijac",
     "--verijac-case",
     "seed_grad_loop",
@@ -68,12 +69,12 @@ def test_matrix_skips_unsupported_and_honours_keyword_selection(pytester: pytest
 
 def test_matrix_is_not_collected_without_the_flag(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--verijac-case", "seed_grad_loop")
+    result = pytester.runpytest(*BASE, "--verijac-case", "seed_grad_loop")
     result.assert_outcomes(passed=1)
 
 
 def test_unknown_case_is_one_collection_error(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("-p", "no:cacheprovider", "--verijac", "--verijac-case", "no_such")
+    result = pytester.runpytest(*BASE, "--verijac", "--verijac-case", "no_such")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["verijac: error: no case named 'no_such'*"])
     result.stdout.no_fnmatch_line("*Traceback*")
@@ -129,9 +130,7 @@ def test_fixture_fails_a_planted_bug_and_passes_its_twin(pytester: pytest.Pytest
             """
         )
     )
-    result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--verijac-max-examples", "2", "--verijac-batch-size", "16"
-    )
+    result = pytester.runpytest(*BASE, "--verijac-max-examples", "2", "--verijac-batch-size", "16")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
@@ -148,7 +147,7 @@ def test_loading_the_plugin_imports_neither_torch_nor_sympy(tmp_path: Path) -> N
     test_file.write_text("def test_light():\n    assert True\n")
     code = (
         "import sys, pytest\n"
-        f"rc = pytest.main(['-q', '-p', 'no:cacheprovider', {str(test_file)!r}])\n"
+        f"rc = pytest.main(['-q', *{BASE!r}, {str(test_file)!r}])\n"
         "assert 'verijac.pytest_plugin' in sys.modules, 'plugin not loaded'\n"
         "print(int(rc), 'torch' in sys.modules, 'sympy' in sys.modules)\n"
     )
@@ -183,7 +182,6 @@ def test_matrix_ids_are_the_same_on_every_xdist_worker(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = [*MATRIX[:-4], "--verijac-path", "func.grad", "--verijac-case", "seed_*", "--co", "-q"]
-    args += ["-p", "no:benchmark"]  # it warns when it sees PYTEST_XDIST_WORKER
     ids = []
     for worker in ("gw0", "gw1"):
         monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)

@@ -90,7 +90,9 @@ def _report() -> Report:
 
 def test_counts_passed_and_failures() -> None:
     report = _report()
-    assert report.counts() == {"pass": 1, "mismatch": 1, "unsupported": 1, "error": 1, "skipped": 1}
+    assert report.counts() == {
+        "pass": 1, "mismatch": 1, "unsupported": 1, "error": 1, "skipped": 1, "xfail": 0, "xpass": 0
+    }  # fmt: skip
     assert not report.passed
     assert [r.status for r in report.failures] == ["mismatch", "error"]
     assert Report(records=_records()[:1] + _records()[2:3]).passed
@@ -154,3 +156,35 @@ def test_junit_parses(tmp_path: Path) -> None:
     assert cases[3].find("error") is not None
     assert cases[2].find("skipped") is not None and cases[4].find("skipped") is not None
     assert cases[0].find("failure") is None
+
+
+def _known(status: str) -> Record:
+    rec = _records()[1] if status == "xfail" else _records()[0]
+    reason = (
+        "expected failure (case 'c', known_failures['reverse.*']): torch does X. Observed: …"
+        if status == "xfail"
+        else "known failure did not show on 64 points (case 'c', known_failures['reverse.*'])"
+    )
+    return Record(**{**rec.__dict__, "status": status, "reason": reason})
+
+
+def test_xfail_and_xpass_do_not_fail_and_are_reported(tmp_path: Path) -> None:
+    report = Report(records=[_records()[0], _known("xfail"), _known("xpass")], seed=7)
+    assert report.passed and not report.failures
+    assert report.counts()["xfail"] == 1 and report.counts()["xpass"] == 1
+    summary = report.summary()
+    assert "PASSED" in summary and "1 xfail" in summary and "1 xpass" in summary
+    assert "0.0123" not in summary  # an xfail's numbers stay in its record, not the path table
+    text = str(report)
+    assert "did not show (xpass)" in text and "reverse.grad [cpu, float64]" in text
+    again = Report.from_json(report.to_json())
+    assert [r.status for r in again.records] == ["pass", "xfail", "xpass"]
+    report.write_junit(tmp_path / "r.xml")
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and suite.get("skipped") == "1"
+    cases = suite.findall("testcase")
+    skipped = cases[1].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("xfail: expected failure")
+    assert cases[2].find("skipped") is None and cases[2].find("failure") is None
+    out = cases[2].find("system-out")
+    assert out is not None and (out.text or "").startswith("xpass: known failure did not show")

@@ -141,3 +141,20 @@ def test_valid_rows_checks_domain_and_exclude_expressions() -> None:
     xs = torch.tensor([1.0, 1.0, 0.0, 2.0], dtype=torch.float64)
     ys = torch.tensor([2.0, 1.0, 1.0, 6.0], dtype=torch.float64)
     assert vst.valid_rows(EXCL, (xs, ys)).tolist() == [True, False, False, False]
+
+
+def test_large_batches_are_drawn_in_bulk_and_contiguous() -> None:
+    sizes: list[int] = []
+
+    @settings(max_examples=3, deadline=None, database=None)
+    @given(vst.batches(EXCL, batch_size=10_000, dtype=torch.float32))
+    def inner(b: vst.Batch) -> None:
+        sizes.append(b.size)
+        xs, ys = b.points["x"].double(), b.points["y"].double()
+        assert all(t.is_contiguous() for t in b.inputs)
+        assert bool(((xs >= -2) & (xs <= 3) & (xs.abs() >= 1e-3)).all())
+        assert bool(((ys > 0) & (ys < 5) & ((xs - ys).abs() >= EXCL.margin)).all())
+        assert len(set(xs.tolist())) > 1000  # the bulk is varied, not a few repeated values
+
+    inner()
+    assert sizes == [10_000] * 3

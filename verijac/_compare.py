@@ -1,6 +1,11 @@
 """Comparison of a path's result with the exact reference: errors, ULPs and the allowed bound.
 
-Every entry is allowed ``atol + rtol·scale + cond``:
+Every entry is allowed ``atol·weight + rtol·scale + cond``:
+
+* ``weight`` is the sum of the absolute weights with which the entry combines derivative
+  entries (``Σ|c_k|`` for a VJP, ``Σ|t_j|`` for a JVP, 1 for a Jacobian or Hessian entry):
+  ``atol`` bounds the error of one derivative entry, and a weighted sum of entries carries
+  the weighted sum of their errors;
 
 * ``scale`` is the result computed with absolute values everywhere (``|J|·|t|`` for a JVP),
   the size of the terms the path adds up, so that a sum that cancels is not held to a
@@ -8,6 +13,11 @@ Every entry is allowed ``atol + rtol·scale + cond``:
 * ``cond`` is how far the exact result moves when the inputs move by `COND_ULPS` units of
   roundoff of the path's dtype: the part of the error the conditioning of the derivative
   forces on any implementation working in that dtype.
+
+Everything that depends on the reference alone (the bound without ``cond``, the relative and
+ULP denominators) is a `Bound`, built once per batch and result kind and reused by every path
+that computes that kind; ``cond`` only widens the bound, so the runner computes it only for a
+result that exceeds the bound without it.
 """
 
 from __future__ import annotations
@@ -30,9 +40,16 @@ def spacing(expected: Any, dtype: Any) -> Any:
 
     info = torch.finfo(dtype)
     e = expected.to(torch.float64).abs()
-    _, exponent = torch.frexp(e)  # e = m·2**exponent with m in [0.5, 1)
-    ulp = torch.ldexp(torch.full_like(e, info.eps), (exponent - 1).to(torch.float64))
-    return torch.where(e < info.tiny, torch.full_like(e, info.eps * info.tiny), ulp)
+    return torch.where(e < info.tiny, info.eps * info.tiny, info.eps * _power_of_two(e))
+
+
+def _power_of_two(e: Any) -> Any:
+    """``2**floor(log2 e)`` for ``e > 0`` (NaN at 0): ``e = m·2**k`` with ``m`` in [0.5, 1)
+    (`torch.frexp`), so ``2**(k-1) = e / (2m)``, and that quotient is exact."""
+    import torch
+
+    mantissa, _ = torch.frexp(e)
+    return e / (2 * mantissa)
 
 
 def ulp_error(actual: Any, expected: Any, dtype: Any) -> Any:
@@ -84,8 +101,170 @@ def magnitude(computes: str, problem: Any, jac: Any, hess: Any = None) -> Any:
     return expected(computes, p_abs, jac.abs(), None if hess is None else hess.abs())
 
 
-def _f(x: Any) -> float:
-    return float(x)
+def unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
+    """The index of entry ``flat`` of a row-major tensor of ``shape`` (integer arithmetic)."""
+    out = []
+    for size in reversed(shape):
+        flat, rem = divmod(flat, size) if size else (flat, 0)
+        out.append(rem)
+    return out[::-1]
+
+
+@dataclass
+class Bound:
+    """The allowed error of every entry of one exact result, without the ``cond`` term.
+
+    Built by `bound`; `Bound.check` compares a path's result against it. One bound serves
+    every path computing the same kind of result on the same points with the same tolerance.
+
+    Attributes:
+        expected: the exact result (float64).
+        allowed: ``atol + rtol·scale`` per entry.
+        dtype / tolerance: the path's dtype and tolerance.
+        in_range: entries whose exact value the dtype can represent, or ``None`` when all are.
+        inv_rel / inv_ulp: ``1/|expected|`` and ``1/spacing(expected)`` where relative and ULP
+            errors mean something (``|expected| > max(atol, tiny)``), else 0.
+    """
+
+    expected: Any
+    allowed: Any
+    dtype: Any
+    tolerance: Tolerance
+    in_range: Any
+    inv_rel: Any
+    inv_ulp: Any
+
+    def check(self, actual: Any, *, cond: Any = None) -> Comparison:
+        """Compare ``actual`` (a path's result in ``dtype``) with the bound widened by ``cond``.
+
+        Raises:
+            ValueError: ``actual`` has another shape than the expected result.
+        """
+        import torch
+
+        e = self.expected
+        a = actual.detach()
+        if a.dtype != torch.float64 or a.device != e.device:
+            a = a.to(device=e.device, dtype=torch.float64)
+        if a.shape != e.shape:
+            raise ValueError(f"result has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
+        if e.numel() == 0:
+            return Comparison(True, 0.0, 0.0, 0.0, [], 0.0, 0.0, 0.0, [], 0, self.tolerance)
+        allowed = self.allowed
+        if cond is not None:
+            allowed = allowed + cond.to(device=e.device, dtype=torch.float64)
+        diff = (a - e).abs()
+        if self.in_range is not None:
+            # An exact value the dtype cannot represent is not a defect of the path: skip it.
+            diff = diff.masked_fill(~self.in_range, 0.0)
+        # NaN compares False: a NaN anywhere fails here and is examined below.
+        if bool((diff <= allowed).all()):
+            worst = int(torch.argmax(diff))
+            stats = torch.stack(
+                [diff.max(), (diff * self.inv_rel).max(), (diff * self.inv_ulp).max()]
+            ).tolist()
+            return self._outcome(True, stats, worst, a, allowed, [], nonfinite=False)
+        return self._failure(a, diff, allowed)
+
+    def _outcome(
+        self,
+        ok: bool,
+        stats: list[float],
+        worst: int,
+        a: Any,
+        allowed: Any,
+        bad_rows: list[int],
+        *,
+        nonfinite: bool,
+    ) -> Comparison:
+        e = self.expected
+        index = unravel(worst, tuple(e.shape))
+        at = tuple(index)
+        checked = e.numel() if self.in_range is None else int(self.in_range.sum())
+        return Comparison(
+            ok=ok,
+            max_abs=stats[0],
+            max_rel=stats[1],
+            max_ulp=stats[2],
+            index=index,
+            expected=float(e[at]),
+            actual=float(a[at]),
+            allowed=float(allowed[at]),
+            bad_rows=bad_rows,
+            checked=checked,
+            tolerance=self.tolerance,
+            nonfinite=nonfinite,
+        )
+
+    def _failure(self, a: Any, diff: Any, allowed: Any) -> Comparison:
+        import torch
+
+        finite = torch.isfinite(a)
+        nonfinite = ~finite if self.in_range is None else self.in_range & ~finite
+        diff = diff.masked_fill(nonfinite, math.inf)
+        bad = (diff > allowed) | nonfinite
+        ratio = torch.where(allowed > 0, diff / allowed, torch.where(diff > 0, math.inf, 0.0))
+        ratio = ratio.masked_fill(nonfinite, math.inf)
+        worst = int(torch.argmax(torch.nan_to_num(ratio, nan=math.inf, posinf=1e308)))
+        finite_diff = diff.masked_fill(~torch.isfinite(diff), 0.0)
+        ulps = (finite_diff * self.inv_ulp).masked_fill(~torch.isfinite(diff), math.inf)
+        stats = [float(diff.max()), float((diff * self.inv_rel).nan_to_num(nan=math.inf).max())]
+        stats.append(float(ulps.max()))
+        rows = bad.reshape(bad.shape[0], -1).any(dim=1) if bad.dim() else bad.reshape(1)
+        bad_rows = [int(i) for i in rows.nonzero().flatten()]
+        flag = bool(nonfinite.reshape(-1)[worst])
+        return self._outcome(False, stats, worst, a, allowed, bad_rows, nonfinite=flag)
+
+
+def weights(computes: str, problem: Any, jac: Any, hess: Any = None) -> Any:
+    """The sum of the absolute weights with which each entry of the result combines
+    derivative entries (``Σ_k |c_k|`` for a VJP, ``Σ_j |t_j|`` for a JVP, 1 for a Jacobian):
+    ``atol`` is an error per derivative entry, so a weighted sum is allowed ``atol`` times that."""
+    import torch
+
+    return magnitude(
+        computes, problem, torch.ones_like(jac), None if hess is None else torch.ones_like(hess)
+    )
+
+
+def bound(
+    expected: Any, *, dtype: Any, tolerance: Tolerance, scale: Any = None, weight: Any = None
+) -> Bound:
+    """The `Bound` for the exact result ``expected`` (float64) of a path working in ``dtype``.
+
+    Args:
+        expected: the exact result, finite.
+        dtype: the path's dtype (for ULPs and overflow).
+        tolerance: rtol and atol.
+        scale: ``|·|`` magnitude of the terms (defaults to ``|expected|``).
+        weight: per entry, the multiplier of ``atol`` (`weights`; defaults to 1).
+    """
+    import torch
+
+    e = expected.to(torch.float64)
+    mag = e.abs()
+    s = mag if scale is None else scale.to(device=e.device, dtype=torch.float64)
+    atol = tolerance.atol
+    if weight is not None:
+        atol = tolerance.atol * weight.to(device=e.device, dtype=torch.float64)
+    allowed = atol + tolerance.rtol * s
+    info = torch.finfo(dtype)
+    # An exact value the dtype cannot represent (or none at all: NaN) is not the path's to
+    # match: such entries are skipped, allowed any error.
+    in_range = mag <= info.max
+    if bool(in_range.all()):
+        in_range = None
+    else:
+        allowed = allowed.masked_fill(~in_range, math.inf)
+    # Relative and ULP errors only mean something where the exact value exceeds atol.
+    nz = mag > max(tolerance.atol, info.tiny)
+    if in_range is not None:
+        nz &= in_range
+    zero = torch.zeros_like(mag)
+    # Where nz, |e| >= tiny, so its ULP is eps·2**floor(log2 |e|).
+    inv_rel = torch.where(nz, mag.reciprocal(), zero)
+    inv_ulp = torch.where(nz, (_power_of_two(mag) * info.eps).reciprocal(), zero)
+    return Bound(e, allowed, dtype, tolerance, in_range, inv_rel, inv_ulp)
 
 
 def compare(
@@ -110,54 +289,21 @@ def compare(
     Returns:
         A `Comparison`; ``ok`` is False when an entry exceeds ``atol + rtol·scale + cond`` or
         is NaN/inf while the exact value is finite and representable in ``dtype``.
+
+    Raises:
+        ValueError: ``actual`` has another shape than ``expected``.
     """
-    import torch
-
-    e = expected.to(torch.float64)
-    a = actual.detach().to(device=e.device, dtype=torch.float64)
-    if a.shape != e.shape:
-        raise ValueError(f"result has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
-    s = e.abs() if scale is None else scale.to(device=e.device, dtype=torch.float64)
-    allowed = tolerance.atol + tolerance.rtol * s
-    if cond is not None:
-        allowed = allowed + cond.to(device=e.device, dtype=torch.float64)
-    # An exact value the dtype cannot represent is not a defect of the path: skip it.
-    in_range = e.abs() <= torch.finfo(dtype).max
-    diff = (a - e).abs()
-    finite = torch.isfinite(a)
-    nonfinite = in_range & ~finite
-    diff = torch.where(finite, diff, torch.full_like(diff, math.inf))
-    diff = torch.where(in_range, diff, torch.zeros_like(diff))
-    bad = (diff > allowed) | nonfinite
-    ratio = torch.where(allowed > 0, diff / allowed, torch.where(diff > 0, math.inf, 0.0))
-    ratio = torch.where(nonfinite, torch.full_like(ratio, math.inf), ratio)
-
-    if e.numel() == 0:
-        return Comparison(True, 0.0, 0.0, 0.0, [], 0.0, 0.0, 0.0, [], 0, tolerance)
-    flat_worst = int(torch.argmax(torch.nan_to_num(ratio, nan=math.inf, posinf=1e308)))
-    index = [int(i) for i in torch.unravel_index(torch.tensor(flat_worst), e.shape)]
-    finite_diff = torch.where(torch.isfinite(diff), diff, torch.zeros_like(diff))
-    max_abs = _f(diff.max())
-    # Relative and ULP errors only mean something where the exact value exceeds atol.
-    nz = (e.abs() > max(tolerance.atol, torch.finfo(dtype).tiny)) & in_range
-    rel = torch.where(nz, diff / torch.where(nz, e.abs(), torch.ones_like(e)), torch.zeros_like(e))
-    ulps = torch.where(nz, finite_diff / spacing(e, dtype), torch.zeros_like(e))
-    ulps = torch.where(torch.isfinite(diff), ulps, torch.full_like(ulps, math.inf))
-    rows = bad.reshape(bad.shape[0], -1).any(dim=1) if bad.dim() else bad.reshape(1)
-    return Comparison(
-        ok=not bool(bad.any()),
-        max_abs=max_abs,
-        max_rel=_f(rel.max()),
-        max_ulp=_f(ulps.max()),
-        index=index,
-        expected=_f(e[tuple(index)]),
-        actual=_f(a[tuple(index)]),
-        allowed=_f(allowed[tuple(index)]),
-        bad_rows=[int(i) for i in rows.nonzero().flatten()],
-        checked=int(in_range.sum()),
-        tolerance=tolerance,
-        nonfinite=bool(nonfinite[tuple(index)]),
-    )
+    return bound(expected, dtype=dtype, tolerance=tolerance, scale=scale).check(actual, cond=cond)
 
 
-__all__ = ["Comparison", "compare", "magnitude", "spacing", "ulp_error"]
+__all__ = [
+    "Bound",
+    "Comparison",
+    "bound",
+    "compare",
+    "magnitude",
+    "spacing",
+    "ulp_error",
+    "unravel",
+    "weights",
+]

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped")
+STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped", "xfail", "xpass")
 _FLOAT_FIELDS = ("max_abs", "max_rel", "max_ulp", "rtol", "atol", "expected", "actual")
 
 
@@ -25,7 +25,10 @@ class Record:
 
     ``status`` is ``pass``, ``mismatch`` (numbers, or a documented behaviour not shown),
     ``unsupported`` (the path does not apply; ``reason`` says why), ``error`` (an exception,
-    or a defect of the case) or ``skipped`` (device or dtype not available). For a mismatch
+    or a defect of the case), ``skipped`` (device or dtype not available), ``xfail`` (a
+    mismatch the case lists in ``known_failures``: a known torch defect; ``reason`` gives the
+    known issue and what was observed) or ``xpass`` (a listed known failure that did not
+    show: the torch defect may be fixed). For a mismatch or an xfail
     ``point`` is the minimal failing point, and ``index``, ``expected``, ``actual`` and the
     errors are those of its worst entry; otherwise the errors are the greatest over every
     point checked.
@@ -162,12 +165,18 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """No mismatch and no error (unsupported and skipped records do not fail a check)."""
+        """No mismatch and no error (unsupported, skipped, xfail and xpass records do not fail
+        a check)."""
         return not self.failures
 
     @property
     def failures(self) -> list[Record]:
         return [r for r in self.records if r.failed]
+
+    @property
+    def unexpected_passes(self) -> list[Record]:
+        """``xpass`` records: known failures that did not show (the torch defect may be fixed)."""
+        return [r for r in self.records if r.status == "xpass"]
 
     def counts(self) -> dict[str, int]:
         """Records per status (every status present, zero included)."""
@@ -183,12 +192,14 @@ class Report:
         verdict = "PASSED" if self.passed else "FAILED"
         lines = [
             f"verijac: {verdict}: {total} records, "
-            + ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+            + ", ".join(
+                f"{counts[s]} {s}" for s in STATUSES if counts[s] or s not in ("xfail", "xpass")
+            )
             + f" (seed {self.seed})"
         ]
         worst: dict[str, list[float]] = {}
         for r in self.records:
-            if r.max_abs is None:
+            if r.max_abs is None or r.status == "xfail":  # a known defect: see its record
                 continue
             w = worst.setdefault(r.path, [0.0, 0.0, 0.0])
             for i, v in enumerate((r.max_abs, r.max_rel, r.max_ulp)):
@@ -204,6 +215,12 @@ class Report:
     def __str__(self) -> str:
         parts = [self.summary()]
         parts += [r.message() for r in self.failures]
+        xpass = self.unexpected_passes
+        if xpass:
+            parts.append(
+                f"{len(xpass)} known failure(s) did not show (xpass); the torch defect may be "
+                "fixed:\n" + "\n".join(f"  {r.label}: {r.reason}" for r in xpass)
+            )
         return "\n\n".join(parts)
 
     # -- export --------------------------------------------------------------------------
@@ -243,7 +260,8 @@ class Report:
 
     def junit_xml(self) -> str:
         """JUnit XML: one testcase per record; mismatch → failure, error → error,
-        unsupported and skipped → skipped."""
+        unsupported, skipped and xfail → skipped (with the reason), xpass → a passing testcase
+        whose output says the known failure did not show."""
         import xml.etree.ElementTree as ET
 
         counts = self.counts()
@@ -255,7 +273,7 @@ class Report:
             tests=str(len(self.records)),
             failures=str(counts["mismatch"]),
             errors=str(counts["error"]),
-            skipped=str(counts["unsupported"] + counts["skipped"]),
+            skipped=str(counts["unsupported"] + counts["skipped"] + counts["xfail"]),
             time=f"{sum(r.duration for r in self.records):.3f}",
         )
         props = ET.SubElement(suite, "properties")
@@ -277,6 +295,12 @@ class Report:
                 ET.SubElement(tc, "error", message=first, type="error").text = r.message()
             elif r.status in ("unsupported", "skipped"):
                 ET.SubElement(tc, "skipped", message=f"{r.status}: {r.reason}")
+            elif r.status == "xfail":
+                ET.SubElement(
+                    tc, "skipped", message=f"xfail: {r.reason}", type="xfail"
+                ).text = r.message()
+            elif r.status == "xpass":
+                ET.SubElement(tc, "system-out").text = f"xpass: {r.reason}"
         return ET.tostring(suites, encoding="unicode")
 
     def write_junit(self, path: str | os.PathLike[str]) -> None:
