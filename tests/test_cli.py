@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+import verijac
 from verijac import _runner
-from verijac._cli import _Progress, _write_atomic, main
+from verijac._cli import _Progress, main
+from verijac._report import Report, write_text_atomic
 
 FAST = ["--max-examples", "2", "--batch-size", "16", "--device", "cpu"]
 PATHS = ["--path", "reverse.grad_loop", "--path", "func.jacrev"]
@@ -320,18 +322,27 @@ def test_progress_bar_redraws_on_a_tty_and_prints_lines_otherwise() -> None:
     assert quiet.getvalue() == ""
 
 
-def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
+def test_report_files_are_never_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.json"
+    target.write_text("old")
 
-    def half(tmp: str) -> None:
-        Path(tmp).write_text("{half")
-        raise RuntimeError("disk full")
+    def broken(self: Report) -> str:
+        raise RuntimeError("serialisation failed")
 
-    with pytest.raises(RuntimeError):
-        _write_atomic(str(target), half)
-    assert list(tmp_path.iterdir()) == []
-    _write_atomic(str(target), lambda tmp: Path(tmp).write_text("{}"))
-    assert target.read_text() == "{}" and list(tmp_path.iterdir()) == [target]
+    report = Report(records=[], seed=1, settings={})
+    with monkeypatch.context() as m:
+        m.setattr(Report, "to_json", broken)
+        with pytest.raises(RuntimeError):
+            report.write_json(target)
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+    report.write_json(target)
+    assert json.loads(target.read_text())["seed"] == 1 and list(tmp_path.iterdir()) == [target]
+    write_text_atomic(tmp_path / "x.txt", "text")
+    assert (tmp_path / "x.txt").read_text() == "text"
+    with pytest.raises(verijac.UsageError, match="cannot write"):
+        report.write_junit(tmp_path / "missing-dir" / "r.xml")
 
 
 # -- entry points ------------------------------------------------------------------------------

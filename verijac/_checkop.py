@@ -109,10 +109,20 @@ def op_spec(op: Callable[..., Any]) -> str | None:
     return None
 
 
-def _reproduce_prefix(op: Callable[..., Any], require: frozenset[str]) -> str:
+def _reproduce_prefix(op: Callable[..., Any], require: frozenset[str], case: Case) -> str:
+    import os
+    import shlex
+
+    from ._registry import case_source
+
     spec = op_spec(op) or "MODULE:ATTR"
-    flags = "".join(f" --require {r}" for r in sorted(require))
-    return f"verijac check-op {spec}{flags}"
+    parts = ["verijac", "check-op", spec]
+    source = case_source(case.name)
+    if os.path.isfile(source):  # a case from a cases directory: the command must load it too
+        parts += ["--cases-dir", os.path.dirname(os.path.abspath(source))]
+    for r in sorted(require):
+        parts += ["--require", r]
+    return shlex.join(parts)
 
 
 # -- the function the paths call ------------------------------------------------------------
@@ -209,6 +219,19 @@ def _probe_inputs(case: Case, device: str, *, pointwise: bool) -> tuple[Any, ...
     )
 
 
+def _accepts(op: Callable[..., Any], n_args: int) -> bool:
+    """Whether ``op``'s signature takes ``n_args`` positional arguments (False if unknown)."""
+    import inspect
+
+    try:
+        inspect.signature(op).bind(*range(n_args))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some builtins): cannot tell
+        return False
+    return True
+
+
 def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) -> str | None:
     """Call ``op`` once at a point of the case: usage errors raise, a missing autograd formula
     is returned as the reason the derivative paths will give.
@@ -236,6 +259,8 @@ def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) 
     try:
         out = op(*inputs)
     except TypeError as exc:
+        if _accepts(op, len(inputs)):
+            return None  # a TypeError inside the op itself: the paths report it as an error
         raise UsageError(
             f"calling op with the case's inputs ({names}: one tensor each, batch first) raised "
             f"TypeError: {exc}; op must take exactly one tensor per input of case {case.name!r}, "
@@ -357,7 +382,7 @@ def check_op(
         require=req,
         extra_paths=extra,
         command="check-op",
-        reproduce_prefix=_reproduce_prefix(op, req),
+        reproduce_prefix=_reproduce_prefix(op, req, the_case),
         paths=paths,
         devices=devices,
         dtypes=dtypes,

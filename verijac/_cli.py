@@ -14,7 +14,6 @@ import os
 import random
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -527,25 +526,6 @@ class _Progress:
         self.clear()
 
 
-def _write_atomic(path: str, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
@@ -640,9 +620,9 @@ def _execute(
         print(file=out)
         _summary_table(report.records, out)
     if args.json:
-        _write_atomic(args.json, report.write_json)
+        report.write_json(args.json)
     if args.junit:
-        _write_atomic(args.junit, report.write_junit)
+        report.write_junit(args.junit)
     print(_verdict(report, elapsed, interrupted=interrupted), file=out, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED

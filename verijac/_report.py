@@ -255,8 +255,12 @@ class Report:
             ) from None
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json())
+        """Write `to_json` to ``path`` atomically (never a half-written file).
+
+        Raises:
+            UsageError: the file cannot be written.
+        """
+        write_text_atomic(path, self.to_json())
 
     def junit_xml(self) -> str:
         """JUnit XML: one testcase per record; mismatch → failure, error → error,
@@ -304,12 +308,46 @@ class Report:
         return ET.tostring(suites, encoding="unicode")
 
     def write_junit(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write('<?xml version="1.0" encoding="utf-8"?>\n')
-            fh.write(self.junit_xml())
+        """Write the JUnit XML to ``path`` atomically.
+
+        Raises:
+            UsageError: the file cannot be written.
+        """
+        write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n' + self.junit_xml())
 
     def extend(self, records: Iterable[Record]) -> None:
         self.records.extend(records)
 
 
-__all__ = ["STATUSES", "Record", "Report"]
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then move it into place.
+
+    The text is built before anything is opened, and a failure leaves the old file (or none).
+
+    Raises:
+        UsageError: the directory or file cannot be written.
+    """
+    import tempfile
+
+    from ._errors import UsageError
+
+    target = os.fspath(path)
+    directory = os.path.dirname(target) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+__all__ = ["STATUSES", "Record", "Report", "write_text_atomic"]
