@@ -405,3 +405,29 @@ def test_per_point_paths_stop_at_the_profile_budget() -> None:
     by = {r.path: r for r in report.records}
     assert by["t.slow"].points == 8  # PROFILES["ci"].unbatched_points
     assert by["t.vjp"].points == 4 * 64
+
+
+def test_warnings_inside_a_path_are_kept_on_its_record() -> None:
+    import warnings
+
+    import verijac
+    from verijac._runner import run
+    from verijac.paths import Path, get_path
+
+    jacrev = get_path("func.vmap_jacrev")
+
+    def noisy(problem: Any) -> Any:
+        warnings.warn("torch said something", UserWarning, stacklevel=1)
+        return jacrev.run(problem)
+
+    path = Path("test.noisy", "func", "jacobian", "torch.func.vmap(jacrev(f))", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may escape to the user
+        report = run(
+            [verijac.get_case("seed_grad_loop")], paths=[], extra_paths=[path],
+            devices=["cpu"], dtypes=["float64"], seed=0, max_examples=1,
+        )  # fmt: skip
+    (record,) = report.records
+    assert record.status == "pass"
+    assert record.warnings == ["UserWarning: torch said something"]
+    assert verijac.Report.from_json(report.to_json()).records[0].warnings == record.warnings

@@ -58,6 +58,7 @@ class Record:
     tangent: list[float] | None = None
     cotangent: list[float] | None = None
     allowed: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -112,6 +113,8 @@ class Record:
                 f"  abs error {_num(self.max_abs)}, rel error {_num(self.max_rel)}, "
                 f"{_num(self.max_ulp)} ULP; tolerance rtol={_num(self.rtol)}, atol={_num(self.atol)}{allowed}"
             )
+        for w in self.warnings:
+            lines.append(f"  torch warned: {w}")
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
         return "\n".join(lines)

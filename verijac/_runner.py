@@ -402,6 +402,7 @@ class _PathState:
     max_ulp: float = 0.0
     fields: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0  # seconds spent in this path's calls and comparisons
+    warnings: set[str] = field(default_factory=set)  # distinct warnings torch raised in the path
 
     def add(self, cmp: Comparison, n: int) -> None:
         self.points += n
@@ -507,6 +508,10 @@ def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
     )
 
 
+#: At most this many distinct warnings are kept per record.
+MAX_WARNINGS = 5
+
+
 def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
     """Run a path on the reference's problem and compare; ``None`` for behaviour paths.
 
@@ -516,7 +521,14 @@ def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
     from .paths._base import PathResult
 
     path = state.path
-    result = path.run(ref.problem)
+    # Warnings torch raises inside a path belong to that record, not to the user's terminal
+    # (e.g. F.logsigmoid under forward AD warns about resizing its own buffer, torch 2.15).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = path.run(ref.problem)
+    for w in caught:
+        if len(state.warnings) < MAX_WARNINGS:
+            state.warnings.add(f"{w.category.__name__}: {str(w.message).splitlines()[0]}")
     if isinstance(result, PathResult):
         if result.inputs is not None:
             ref = ref.at(tuple(result.inputs))
@@ -793,6 +805,7 @@ def _record(state: _PathState, group: _Group, status: str | None = None) -> Reco
         tangent=f.get("tangent"),
         cotangent=f.get("cotangent"),
         duration=state.elapsed,
+        warnings=sorted(state.warnings),
         reproduce=_reproduce(group.opts, group.case, path, group.device, group.dtype)
         if status in ("mismatch", "error", "xfail")
         else "",
