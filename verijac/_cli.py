@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ._errors import UsageError, VerijacError
+from ._options import PROFILE_NAMES, positive_int, seconds, seed, select_cases
 from ._report import STATUSES
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from ._report import Record, Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROFILES = ("ci", "dev", "thorough")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,38 +39,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"verijac: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds > 0, got {text!r}"
-        ) from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def _add_cases_dir(p: argparse.ArgumentParser) -> None:
@@ -138,16 +106,18 @@ def _add_check_options(p: argparse.ArgumentParser, *, op: bool) -> None:
         )
     search = p.add_argument_group("search")
     search.add_argument(
-        "--seed", type=_seed, help="seed for the points (default: random, printed first)"
+        "--seed", type=seed, help="seed for the points (default: random, printed first)"
     )
     search.add_argument(
-        "--max-examples", type=_positive_int, metavar="N", help="batches per case, device and dtype"
+        "--max-examples", type=positive_int, metavar="N", help="batches per case, device and dtype"
     )
-    search.add_argument("--batch-size", type=_positive_int, metavar="N", help="points per batch")
-    search.add_argument("--profile", choices=PROFILES, help="ci (quick), dev (default) or thorough")
+    search.add_argument("--batch-size", type=positive_int, metavar="N", help="points per batch")
+    search.add_argument(
+        "--profile", choices=PROFILE_NAMES, help="ci (quick), dev (default) or thorough"
+    )
     search.add_argument(
         "--time-budget",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="stop starting new batches after this long",
     )
@@ -565,21 +535,6 @@ def _verdict(report: Report, elapsed: float, *, interrupted: bool) -> str:
     return f"verijac check: {word}: {len(report.records)} checks ({parts or 'none ran'}) in {elapsed:.1f}s, seed={report.seed}"
 
 
-def _select_cases(names: Sequence[str], tags: Sequence[str]) -> list[Case]:
-    from ._registry import list_cases
-    from ._runner import resolve_cases
-
-    cases = resolve_cases(list(names) if names else None)
-    if tags:
-        tagged = {c.name for c in list_cases(tag=tags)}
-        cases = [c for c in cases if c.name in tagged]
-        if not cases:
-            raise UsageError(
-                f"no selected case has the tag(s) {sorted(tags)} (see `verijac list --tag TAG`)"
-            )
-    return cases
-
-
 def _execute(
     args: argparse.Namespace,
     *,
@@ -656,7 +611,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from . import _runner
 
     _load_dirs(args.cases_dir)
-    cases = _select_cases(args.case, args.tag)
+    cases = select_cases(args.case, args.tag)
     total = _count(len(cases), args)
 
     def run(seed: int, on_record: Callable[[Record], None]) -> Report:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 import functools
 import hashlib
 import math
@@ -20,7 +19,7 @@ import shlex
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from ._tolerances import (
     normalise_path_tolerances,
     resolve_tolerance,
 )
+from .paths._base import selects
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -751,7 +751,7 @@ def known_failure(case: Case, path: Path, dtype: str) -> tuple[str, str]:
         pattern, _, only = key.partition("@")
         if only and only != dtype:
             continue
-        if matches(path, pattern):
+        if selects(pattern, path):
             return key, reason
     return "", ""
 
@@ -1088,10 +1088,4 @@ def check(
     )
 
 
-def matches(path: Path, pattern: str) -> bool:
-    """Whether ``pattern`` (name, glob or family) selects ``path``."""
-    return pattern in (path.name, path.family) or fnmatch.fnmatchcase(path.name, pattern)
-
-
 __all__ = ["check", "resolve_cases", "resolve_devices", "resolve_dtypes", "resolve_paths", "run"]
-_ = Mapping

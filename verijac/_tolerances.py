@@ -10,12 +10,12 @@ docs/tolerances.md for the reasoning).
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import UsageError
+from .paths._base import selects
 
 #: ``dtype name → (rtol, atol)`` for values. Source: torch.testing.assert_close defaults
 #: (float64 1e-7/1e-7, float32 1.3e-6/1e-5, float16 1e-3/1e-5, bfloat16 1.6e-2/1e-5).
@@ -168,7 +168,7 @@ def resolve_tolerance(
         source = "case"
     if path is not None:
         for pattern, per in (path_tolerances or {}).items():
-            if pattern in (path.name, path.family) or fnmatch.fnmatchcase(path.name, pattern):
+            if selects(pattern, path):
                 chosen = per.get(name, per.get("*"))
                 if chosen:
                     rtol, atol = chosen.get("rtol", rtol), chosen.get("atol", atol)

@@ -20,40 +20,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._errors import UsageError, VerijacError
+from ._options import PROFILE_NAMES, positive_int, seed, select_cases
 
 if TYPE_CHECKING:
     from ._case import Case
     from ._report import Report
     from .paths._base import Path as AutogradPath
 
-PROFILES = ("ci", "dev", "thorough")
 #: The profile of the ``--verijac`` matrix and the fixture unless ``--verijac-profile`` says
 #: otherwise: a test suite should stay quick; `verijac check` defaults to ``dev``.
 DEFAULT_PROFILE = "ci"
 _SEED_KEY = "verijac_seed"
 _seed_key = pytest.StashKey[int]()
-
-
-def _integer(text: str, low: int, what: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """An integer >= 1, checked once when the options are parsed."""
-    return _integer(text, 1, "an integer >= 1")
-
-
-def _non_negative(text: str) -> int:
-    """An integer >= 0 (a seed)."""
-    return _integer(text, 0, "an integer >= 0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,24 +62,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, action="append", default=[], metavar=metavar, help=text)
     group.addoption(
         "--verijac-seed",
-        type=_non_negative,
+        type=seed,
         default=None,
         metavar="SEED",
         help="seed (default: random, shown in the header)",
     )
     group.addoption(
         "--verijac-max-examples",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="batches per check",
     )
     group.addoption(
-        "--verijac-batch-size", type=_positive, default=None, metavar="N", help="points per batch"
+        "--verijac-batch-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="points per batch",
     )
     group.addoption(
         "--verijac-profile",
-        choices=PROFILES,
+        choices=PROFILE_NAMES,
         default=None,
         help=f"search profile (default: {DEFAULT_PROFILE})",
     )
@@ -161,16 +143,7 @@ def _load_dirs(config: pytest.Config) -> None:
 
 
 def _select_cases(config: pytest.Config) -> list[Case]:
-    from ._registry import list_cases
-    from ._runner import resolve_cases
-
-    names = config.getoption("verijac_case")
-    cases = resolve_cases(list(names) if names else None)
-    tags = config.getoption("verijac_tag")
-    if tags:
-        tagged = {c.name for c in list_cases(tag=tags)}
-        cases = [c for c in cases if c.name in tagged]
-    return sorted(cases, key=lambda c: c.name)
+    return select_cases(config.getoption("verijac_case"), config.getoption("verijac_tag"))
 
 
 def _devices(config: pytest.Config) -> list[str]:

@@ -237,6 +237,13 @@ class Path:
             raise UsageError(f"path {self.name!r}: run must be callable, got {self.run!r}")
 
 
+def selects(pattern: str, path: Path) -> bool:
+    """Whether ``pattern`` (a path name, a family name or a glob on names) selects ``path``."""
+    import fnmatch
+
+    return pattern in (path.name, path.family) or fnmatch.fnmatchcase(path.name, pattern)
+
+
 _PATHS: dict[str, Path] = {}
 
 
