@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -161,3 +162,63 @@ def test_weight_scales_atol_and_unrepresentable_entries_are_skipped() -> None:
     cmp = bound(odd, dtype=torch.float32, tolerance=tol).check(torch.tensor([[1.0, math.inf]]))
     assert cmp.ok and cmp.checked == 0
     assert unravel(7, (2, 3, 2)) == [1, 0, 1]
+
+
+def test_power_of_two_from_the_exponent_bits() -> None:
+    from verijac._compare import _power_of_two
+
+    gen = torch.Generator().manual_seed(0)
+    e = torch.exp(torch.empty(2000, dtype=torch.float64).uniform_(-700, 700, generator=gen))
+    e = torch.cat(
+        [e, torch.tensor([1.0, 2.0, 0.75, 2.0**-1022, 1.5 * 2.0**1023], dtype=torch.float64)]
+    )
+    mantissa, _ = torch.frexp(e)
+    assert torch.equal(_power_of_two(e), e / (2 * mantissa))
+    assert _power_of_two(torch.tensor([math.inf], dtype=torch.float64)).item() == math.inf
+
+
+def test_unlocated_comparison_reports_the_same_errors() -> None:
+    from verijac._compare import bound
+
+    gen = torch.Generator().manual_seed(1)
+    exp = torch.randn(50, 3, 4, dtype=torch.float64, generator=gen)
+    exp[0, 0, 0] = 0.0  # below atol: no relative or ULP error there
+    exp[7, 1, 2] = 2.0
+    act = (exp * (1 + 1e-7 * torch.randn(exp.shape, dtype=torch.float64, generator=gen))).float()
+    b = bound(exp, dtype=torch.float32, tolerance=base_tolerance("float32"))
+    full, quick = b.check(act), b.check(act, locate=False)
+    assert full.ok and quick.ok
+    assert (quick.max_abs, quick.max_rel, quick.max_ulp) == (
+        full.max_abs,
+        full.max_rel,
+        full.max_ulp,
+    )
+    assert full.index and quick.index == [] and math.isnan(quick.expected)
+    bad = act.clone()
+    bad[7, 1, 2] *= 1.001
+    miss = b.check(bad, locate=False)  # a failure is always located
+    assert not miss.ok and miss.index == [7, 1, 2] and miss.bad_rows == [7]
+
+
+def test_weights_broadcast_to_the_weighted_sums() -> None:
+    """``weights`` equals the result computed with every derivative entry 1 and absolute
+    tangents and cotangents (the sum of the weights each entry combines)."""
+    from verijac_cases.seeds import seed_tuple_io
+
+    from verijac._compare import weights
+    from verijac._reference import exact_hessian, exact_jacobian, expected, make_problem
+
+    gen = torch.Generator().manual_seed(2)
+    pts = [
+        torch.rand(6, *v.shape, dtype=torch.float64, generator=gen) for v in seed_tuple_io.variables
+    ]
+    problem = make_problem(seed_tuple_io, pts, generator=gen)
+    jac, hess = exact_jacobian(seed_tuple_io, pts), exact_hessian(seed_tuple_io, pts)
+    ones = dataclasses.replace(
+        problem, tangents=problem.tangents.abs(), cotangents=problem.cotangents.abs()
+    )
+    for kind in ("jvp", "vjp", "vjp_accumulated", "hvp", "vhp", "chvp"):
+        want = expected(kind, ones, torch.ones_like(jac), torch.ones_like(hess))
+        got = weights(kind, problem, jac.device)
+        assert torch.allclose(got.expand_as(want), want), kind
+    assert weights("jacobian", problem, jac.device) is None

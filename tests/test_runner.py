@@ -431,3 +431,54 @@ def test_warnings_inside_a_path_are_kept_on_its_record() -> None:
     assert record.status == "pass"
     assert record.warnings == ["UserWarning: torch said something"]
     assert verijac.Report.from_json(report.to_json()).records[0].warnings == record.warnings
+
+
+def test_comparisons_on_the_worker_match_inline_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker thread compares while the next path runs; with at most one result waiting,
+    and with the comparison done inline, the records are the same."""
+    import concurrent.futures
+
+    import verijac._runner as runner
+
+    paths = [VJP, JAC, _raises(RuntimeError("boom")), JAC, VJP]
+    paths = [dataclasses.replace(p, name=f"{p.name}{i}") for i, p in enumerate(paths)]
+
+    def numbers(report: Any) -> list[tuple[Any, ...]]:
+        return [(r.path, r.status, r.points, r.max_abs, r.max_ulp) for r in report.records]
+
+    threaded = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
+    monkeypatch.setattr(runner, "MAX_PENDING", 1)
+    narrow = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
+
+    class Inline:
+        def submit(self, fn: Any, *args: Any) -> concurrent.futures.Future[Any]:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+
+    monkeypatch.setattr(runner, "_worker", Inline)
+    inline = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
+    assert numbers(threaded) == numbers(narrow) == numbers(inline)
+    assert [r.status for r in inline.records] == ["pass", "pass", "error", "pass", "pass"]
+
+
+def test_a_forked_process_gets_its_own_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import verijac._runner as runner
+
+    first = runner._worker()
+    assert runner._worker() is first
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a child after fork()
+    assert runner._worker() is not first
+
+
+def test_a_result_of_the_wrong_shape_is_an_error() -> None:
+    wrong = Path("t.wrong_shape", "reverse", "vjp", "vjp[:, :1]", lambda p: _vjp(p)[:, :1])
+    report = run([seed_tuple_io], paths=[wrong, VJP], seed=0, dtypes="float64", **FAST)
+    bad, good = report.records
+    assert bad.status == "error" and "ValueError: result has shape" in bad.reason
+    assert good.status == "pass"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -158,3 +159,44 @@ def test_large_batches_are_drawn_in_bulk_and_contiguous() -> None:
 
     inner()
     assert sizes == [10_000] * 3
+
+
+def test_valid_rows_without_exclusions_uses_the_quick_test_and_agrees() -> None:
+    case = seed_batched_gradient  # no excluded points: column minima and maxima decide
+    n = 64
+    inside = tuple(torch.zeros(n, dtype=torch.float64) for _ in case.variables)
+    assert vst.valid_rows(case, inside).tolist() == [True] * n
+    lo, hi = case.variables[0].domain.sample_bounds()
+    out = list(inside)
+    out[0] = inside[0].clone()
+    out[0][3], out[0][9] = hi + 1.0, math.nan
+    assert vst.valid_rows(case, tuple(out)).nonzero().flatten().tolist() == [
+        i for i in range(n) if i not in (3, 9)
+    ]
+    assert lo < 0.0 < hi
+
+
+def test_bulk_values_mix_uniform_log_magnitude_and_special_kinds() -> None:
+    """In the first `MIXED_ROWS` rows of a bulk draw, each element is uniform (~60 %),
+    log-uniform in magnitude (~20 %) or one of the interval's special values (~20 %); rows
+    beyond are uniform; all inside the sampling bounds."""
+    x = scalar("x")
+    case = Case("wide", {"x": x}, x**2, {"x": (-1000, 1000)})
+    lo, hi = case.variables[0].domain.sample_bounds()
+    gen = torch.Generator().manual_seed(3)
+    from verijac.strategies import _fill
+
+    drawn = _fill(case, vst.MIXED_ROWS + 20_000, gen, "float64").flatten()
+    assert bool(((drawn >= lo) & (drawn <= hi)).all())
+    tail = drawn[vst.MIXED_ROWS :]  # beyond the mixed rows: uniform in [lo, hi]
+    assert float(tail.mean()) == pytest.approx(0.0, abs=2.0)
+    assert float((tail.abs() < 1.0).double().mean()) == pytest.approx(0.01, abs=0.005)
+    vals = torch.cat([_fill(case, vst.MIXED_ROWS, gen, "float64").flatten() for _ in range(16)])
+    specials = torch.tensor(vst.specials(case.variables[0].domain), dtype=torch.float64)
+    special = torch.isin(vals, specials)
+    assert 0.17 < float(special.double().mean()) < 0.23
+    # Log-uniform magnitudes in [1e-6, hi]: half of them below 1e-2 when hi = 100, where
+    # uniform values almost never fall (0.01 %).
+    tiny = (vals.abs() < 1e-2) & ~special
+    assert 0.08 < float(tiny.double().mean()) < 0.12
+    assert float((vals < 0).double().mean()) == pytest.approx(0.5, abs=0.05)

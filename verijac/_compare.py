@@ -22,7 +22,6 @@ result that exceeds the bound without it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -44,12 +43,17 @@ def spacing(expected: Any, dtype: Any) -> Any:
 
 
 def _power_of_two(e: Any) -> Any:
-    """``2**floor(log2 e)`` for ``e > 0`` (NaN at 0): ``e = m·2**k`` with ``m`` in [0.5, 1)
-    (`torch.frexp`), so ``2**(k-1) = e / (2m)``, and that quotient is exact."""
+    """``2**floor(log2 e)`` for float64 ``e >= 2**-1022`` (normal numbers): ``e`` with its
+    mantissa bits cleared, one bitwise operation on the IEEE 754 representation. ``inf``
+    stays ``inf``; 0 and subnormals give 0 (callers mask them)."""
     import torch
 
-    mantissa, _ = torch.frexp(e)
-    return e / (2 * mantissa)
+    bits = e.to(torch.float64).contiguous().view(torch.int64)
+    return torch.bitwise_and(bits, _EXPONENT_BITS).view(torch.float64)
+
+
+#: The exponent field of an IEEE 754 double.
+_EXPONENT_BITS = 0x7FF0000000000000
 
 
 def ulp_error(actual: Any, expected: Any, dtype: Any) -> Any:
@@ -91,16 +95,6 @@ class Comparison:
     nonfinite: bool = False
 
 
-def magnitude(computes: str, problem: Any, jac: Any, hess: Any = None) -> Any:
-    """The result computed with absolute values of every factor: the ``scale`` of the bound."""
-    from ._reference import expected
-
-    p_abs = dataclasses.replace(
-        problem, tangents=problem.tangents.abs(), cotangents=problem.cotangents.abs()
-    )
-    return expected(computes, p_abs, jac.abs(), None if hess is None else hess.abs())
-
-
 def unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
     """The index of entry ``flat`` of a row-major tensor of ``shape`` (integer arithmetic)."""
     out = []
@@ -134,8 +128,18 @@ class Bound:
     inv_rel: Any
     inv_ulp: Any
 
-    def check(self, actual: Any, *, cond: Any = None) -> Comparison:
+    def check(self, actual: Any, *, cond: Any = None, locate: bool = True) -> Comparison:
         """Compare ``actual`` (a path's result in ``dtype``) with the bound widened by ``cond``.
+
+        A passing result costs a handful of passes over the entries: ``|a - e|``, its excess
+        over the bound (whose maximum decides), and the three maxima the report shows. Only
+        an inconclusive or failing result takes the entry-by-entry route of `_failure`.
+
+        Args:
+            locate: whether a passing comparison finds its worst entry (``index``,
+                ``expected``, ``actual``, ``allowed``); the runner, which keeps only the
+                maxima of passing comparisons, skips it (``index`` is then ``[]`` and the
+                three values NaN). A failing comparison always locates its worst entry.
 
         Raises:
             ValueError: ``actual`` has another shape than the expected result.
@@ -153,18 +157,35 @@ class Bound:
         allowed = self.allowed
         if cond is not None:
             allowed = allowed + cond.to(device=e.device, dtype=torch.float64)
-        diff = (a - e).abs()
+        diff = torch.sub(a, e).abs_()
         if self.in_range is not None:
             # An exact value the dtype cannot represent is not a defect of the path: skip it.
-            diff = diff.masked_fill(~self.in_range, 0.0)
-        # NaN compares False: a NaN anywhere fails here and is examined below.
-        if bool((diff <= allowed).all()):
-            worst = int(torch.argmax(diff))
-            stats = torch.stack(
-                [diff.max(), (diff * self.inv_rel).max(), (diff * self.inv_ulp).max()]
-            ).tolist()
-            return self._outcome(True, stats, worst, a, allowed, [], nonfinite=False)
-        return self._failure(a, diff, allowed)
+            diff.masked_fill_(~self.in_range, 0.0)
+        # The largest excess over the bound decides. NaN propagates through the maximum, and
+        # inf - inf (an unbounded entry) is NaN: both take the careful route below.
+        scratch = torch.sub(diff, allowed)
+        if not float(scratch.max()) <= 0.0 and not bool((diff <= allowed).all()):
+            return self._failure(a, diff, allowed)
+        maxima = [diff.max()]
+        for inverse in (self.inv_rel, self.inv_ulp):
+            maxima.append(torch.mul(diff, inverse, out=scratch).max())
+        stats = torch.stack(maxima).tolist()
+        if not locate:
+            return Comparison(
+                ok=True,
+                max_abs=stats[0],
+                max_rel=stats[1],
+                max_ulp=stats[2],
+                index=[],
+                expected=math.nan,
+                actual=math.nan,
+                allowed=math.nan,
+                bad_rows=[],
+                checked=e.numel() if self.in_range is None else int(self.in_range.sum()),
+                tolerance=self.tolerance,
+            )
+        worst = int(torch.argmax(diff))
+        return self._outcome(True, stats, worst, a, allowed, [], nonfinite=False)
 
     def _outcome(
         self,
@@ -216,15 +237,30 @@ class Bound:
         return self._outcome(False, stats, worst, a, allowed, bad_rows, nonfinite=flag)
 
 
-def weights(computes: str, problem: Any, jac: Any, hess: Any = None) -> Any:
+def weights(computes: str, problem: Any, device: Any) -> Any:
     """The sum of the absolute weights with which each entry of the result combines
     derivative entries (``Σ_k |c_k|`` for a VJP, ``Σ_j |t_j|`` for a JVP, 1 for a Jacobian):
-    ``atol`` is an error per derivative entry, so a weighted sum is allowed ``atol`` times that."""
+    ``atol`` is an error per derivative entry, so a weighted sum is allowed ``atol`` times that.
+
+    Every entry of one point has the same weight, so the result is ``(N, 1)`` on ``device``,
+    which broadcasts to the result's shape (``None`` for kinds whose weight is 1).
+    """
     import torch
 
-    return magnitude(
-        computes, problem, torch.ones_like(jac), None if hess is None else torch.ones_like(hess)
-    )
+    if computes in ("jacobian", "gradient", "hessian"):
+        return None
+    dev = device
+    t = problem.tangents.to(device=dev, dtype=torch.float64).abs().sum(dim=1, keepdim=True)
+    c = problem.cotangents.to(device=dev, dtype=torch.float64).abs().sum(dim=1, keepdim=True)
+    if computes in ("jvp", "hvp", "vhp"):
+        return t
+    if computes == "vjp":
+        return c
+    if computes == "vjp_accumulated":
+        return 2.0 * c
+    if computes == "chvp":
+        return c * t
+    raise ValueError(f"no weights for computes={computes!r}")
 
 
 def bound(
@@ -237,33 +273,34 @@ def bound(
         dtype: the path's dtype (for ULPs and overflow).
         tolerance: rtol and atol.
         scale: ``|·|`` magnitude of the terms (defaults to ``|expected|``).
-        weight: per entry, the multiplier of ``atol`` (`weights`; defaults to 1).
+        weight: per entry, the multiplier of ``atol`` (`weights`; defaults to 1); any shape
+            that broadcasts to ``expected``'s.
     """
     import torch
 
     e = expected.to(torch.float64)
     mag = e.abs()
     s = mag if scale is None else scale.to(device=e.device, dtype=torch.float64)
-    atol = tolerance.atol
-    if weight is not None:
-        atol = tolerance.atol * weight.to(device=e.device, dtype=torch.float64)
-    allowed = atol + tolerance.rtol * s
+    allowed = torch.mul(s, tolerance.rtol)
+    if weight is None:
+        allowed.add_(tolerance.atol)
+    else:
+        allowed.add_(weight.to(device=e.device, dtype=torch.float64), alpha=tolerance.atol)
     info = torch.finfo(dtype)
     # An exact value the dtype cannot represent (or none at all: NaN) is not the path's to
     # match: such entries are skipped, allowed any error.
-    in_range = mag <= info.max
-    if bool(in_range.all()):
-        in_range = None
-    else:
-        allowed = allowed.masked_fill(~in_range, math.inf)
-    # Relative and ULP errors only mean something where the exact value exceeds atol.
+    in_range = None
+    if mag.numel() and not float(mag.max()) <= info.max:
+        in_range = mag <= info.max
+        allowed.masked_fill_(~in_range, math.inf)
+    # Relative and ULP errors only mean something where the exact value exceeds atol; the
+    # other entries get the inverse of inf, 0.
     nz = mag > max(tolerance.atol, info.tiny)
     if in_range is not None:
         nz &= in_range
-    zero = torch.zeros_like(mag)
-    # Where nz, |e| >= tiny, so its ULP is eps·2**floor(log2 |e|).
-    inv_rel = torch.where(nz, mag.reciprocal(), zero)
-    inv_ulp = torch.where(nz, (_power_of_two(mag) * info.eps).reciprocal(), zero)
+    inv_rel = torch.where(nz, mag, math.inf).reciprocal_()
+    # Where nz, |e| >= tiny, so its ULP is eps·2**floor(log2 |e|) (a power of two: exact).
+    inv_ulp = torch.where(nz, _power_of_two(mag), math.inf).reciprocal_().mul_(1 / info.eps)
     return Bound(e, allowed, dtype, tolerance, in_range, inv_rel, inv_ulp)
 
 
@@ -301,7 +338,6 @@ __all__ = [
     "Comparison",
     "bound",
     "compare",
-    "magnitude",
     "spacing",
     "ulp_error",
     "unravel",

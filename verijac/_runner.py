@@ -9,22 +9,25 @@ Nothing raised by a path stops the run: it becomes that path's record.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
+import os
 import random
 import shlex
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ._compare import Bound, Comparison, bound, magnitude, weights
+from ._compare import Bound, Comparison, bound, weights
 from ._errors import UsageError, VerijacError
 from ._report import Record, Report
 from ._tolerances import (
@@ -268,9 +271,8 @@ class _Reference:
         if key not in self.cache:
             scale = weight = None
             if computes not in _PLAIN:
-                second = self._second(computes)
-                scale = magnitude(computes, self.problem, self.jac, second)
-                weight = weights(computes, self.problem, self.jac, second)
+                scale = self.magnitude(computes)
+                weight = weights(computes, self.problem, self.jac.device)
             found = bound(
                 self.exact(computes),
                 dtype=self.dtype,
@@ -283,6 +285,28 @@ class _Reference:
                 found.allowed = found.allowed.masked_fill(rows.to(found.allowed.device), math.inf)
             self.cache[key] = found
         return self.cache[key]
+
+    def magnitude(self, computes: str) -> Any:
+        """The result computed with absolute values of every factor (``|J|·|t|`` for a JVP):
+        the ``scale`` of the bound. ``|J|``, ``|H|`` and the absolute tangents and cotangents
+        are computed once and shared by every kind."""
+        abs_problem, abs_jac = self.cache.get("abs", (None, None))
+        if abs_problem is None:
+            abs_problem = dataclasses.replace(
+                self.problem,
+                tangents=self.problem.tangents.abs(),
+                cotangents=self.problem.cotangents.abs(),
+            )
+            abs_jac = self.jac.abs()
+            self.cache["abs"] = (abs_problem, abs_jac)
+        abs_hess = None
+        if COMPUTES_ORDER[computes] == 2:
+            abs_hess = self.cache.get("abs_hess")
+            if abs_hess is None:
+                abs_hess = self.cache["abs_hess"] = self.hess.abs()
+        from ._reference import expected
+
+        return expected(computes, abs_problem, abs_jac, abs_hess)
 
     def cond(self, computes: str) -> Any:
         """How far the exact result moves when the inputs move by `COND_ULPS` roundoffs."""
@@ -347,9 +371,8 @@ class _Reference:
             ("Jacobian", self.jac),
             ("Hessian", self.hess if second_order else None),
         ):
-            if value is None:
-                continue
-            if bool(torch.isfinite(value).all()):
+            # A sum is finite when every entry is (an overflowing sum takes the long way).
+            if value is None or bool(torch.isfinite(value.sum())):
                 continue
             bad = ~torch.isfinite(value.reshape(value.shape[0], -1))
             row = int(bad.any(dim=1).nonzero()[0])
@@ -512,11 +535,11 @@ def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
 MAX_WARNINGS = 5
 
 
-def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
-    """Run a path on the reference's problem and compare; ``None`` for behaviour paths.
+def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] | None] | None:
+    """Run a path on the reference's problem: its result and, for a path that moved the
+    points, the points it used; ``None`` for a behaviour path (nothing to compare).
 
-    Raises what the path raises. The conditioning term is computed only for a result that
-    exceeds the bound without it (it can only widen the bound).
+    Raises what the path raises.
     """
     from .paths._base import PathResult
 
@@ -529,21 +552,70 @@ def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
     for w in caught:
         if len(state.warnings) < MAX_WARNINGS:
             state.warnings.add(f"{w.category.__name__}: {str(w.message).splitlines()[0]}")
+    moved = None
     if isinstance(result, PathResult):
         if result.inputs is not None:
-            ref = ref.at(tuple(result.inputs))
+            moved = tuple(result.inputs)
         result = result.value
     if path.computes == "behaviour" or result is None:
         return None
-    check = ref.bound(path.computes, state.tolerance)
-    cmp = check.check(result)
+    return result, moved
+
+
+def _compare(
+    state: _PathState, ref: _Reference, result: Any, moved: tuple[Any, ...] | None
+) -> Comparison:
+    """Compare a path's result with the reference (at the moved points, if it moved them).
+
+    The conditioning term is computed only for a result that exceeds the bound without it
+    (it can only widen the bound).
+    """
+    if moved is not None:
+        ref = ref.at(moved)
+    check = ref.bound(state.path.computes, state.tolerance)
+    cmp = check.check(result, locate=False)
     if not cmp.ok:
-        cmp = check.check(result, cond=ref.cond(path.computes))
+        cmp = check.check(result, cond=ref.cond(state.path.computes), locate=False)
     return cmp
 
 
+def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
+    """Run a path and compare its result; ``None`` for behaviour paths. Raises what the
+    path raises."""
+    out = _run_path(state, ref)
+    return None if out is None else _compare(state, ref, *out)
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return fn(*args), time.perf_counter() - started
+
+
+_WORKER: tuple[int, ThreadPoolExecutor] | None = None
+#: Path results that may wait for their comparison at once; the next path waits beyond that.
+MAX_PENDING = 4
+
+
+def _worker() -> ThreadPoolExecutor:
+    """The thread that evaluates references and comparisons while the next path runs.
+
+    Path calls are mostly Python and autograd bookkeeping, which leaves a core idle; the
+    reference and the comparisons are a few large tensor operations, which release the GIL.
+    One thread, so the reference's caches are filled in order. A new one after a fork.
+    """
+    global _WORKER
+    if _WORKER is None or _WORKER[0] != os.getpid():
+        _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="verijac-compare"))
+    return _WORKER[1]
+
+
 def _batch(group: _Group, batch: Any) -> None:
-    """The Hypothesis test body: one batch through the reference and every active path."""
+    """The Hypothesis test body: one batch through the reference and every active path.
+
+    The main thread runs the paths one after another; the worker thread (`_worker`) checks
+    the reference and compares each result as soon as it is there. Their outcomes are
+    collected in path order once every path has run, and a mismatch is then shrunk here.
+    """
     opts = group.opts
     if not group.active or (
         group.batches and opts.deadline is not None and time.perf_counter() > opts.deadline
@@ -554,17 +626,13 @@ def _batch(group: _Group, batch: Any) -> None:
     inputs = tuple(x.to(dev) for x in batch.inputs)
     full = _problem(group, inputs, batch.tangents, batch.cotangents)
     ref = _Reference(group.case, full, group.tdtype, opts.seed + group.batches)
-    second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.active)
-    try:
-        defect = ref.defect(second)
-    except Exception as exc:  # the generated reference itself failed: a defect of the case
-        defect = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
-    if defect:
-        for s in group.active:
-            s.finish("error", defect, point=_point_dict(group.case, inputs, 0))
-        raise _Stop
+    states = group.active
+    second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in states)
+    worker = _worker()
+    defect = worker.submit(ref.defect, second)
     small: _Reference | None = None
-    for state in group.active:
+    pending: list[tuple[_PathState, _Reference, Future[tuple[Comparison, float]]]] = []
+    for state in states:
         sref = ref
         if not state.path.batched:
             if state.points >= opts.unbatched_points:
@@ -579,16 +647,38 @@ def _batch(group: _Group, batch: Any) -> None:
                 sref = small
         started = time.perf_counter()
         try:
-            cmp = _evaluate(state, sref)
+            out = _run_path(state, sref)
         except Exception as exc:
             status, reason = _exception_outcome(state.path, exc, opts.require)
             state.finish(status, reason)
             continue
         finally:
             state.elapsed += time.perf_counter() - started
-        if cmp is None:
+        if out is None:
             state.points += sref.problem.N
             continue
+        if len(pending) >= MAX_PENDING:
+            # Keep at most MAX_PENDING results waiting for their comparison (memory).
+            concurrent.futures.wait([pending[-MAX_PENDING][2]])
+        pending.append((state, sref, worker.submit(_timed, _compare, state, sref, *out)))
+    try:
+        found = defect.result()
+    except Exception as exc:  # the generated reference itself failed: a defect of the case
+        found = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
+    if found:
+        for future in (f for _, _, f in pending):
+            future.cancel()
+        for s in states:
+            s.finish("error", found, point=_point_dict(group.case, inputs, 0))
+        raise _Stop
+    for state, sref, future in pending:
+        try:
+            cmp, seconds = future.result()
+        except Exception as exc:
+            status, reason = _exception_outcome(state.path, exc, opts.require)
+            state.finish(status, reason)
+            continue
+        state.elapsed += seconds
         state.add(cmp, sref.problem.N)
         if not cmp.ok:
             started = time.perf_counter()
@@ -857,10 +947,12 @@ def _run_group(group: _Group, skip: str, emit: Callable[[Record], None]) -> None
         def body(batch: Any) -> None:
             _batch(group, batch)
 
-        # Decorators applied as calls, not stacked on ``body``: Hypothesis hashes the source
-        # of the test function, and a two-line body keeps that cheap for every group.
+        # Decorators applied as calls, not stacked on ``body``.
         strategy = batches(group.case, batch_size=opts.batch_size, dtype=group.dtype, seed=hs)
         test = _settings(opts.max_examples)(hseed(hs)(given(strategy)(body)))
+        # No example database, so no database key: without one, Hypothesis would hash the
+        # source of ``body`` at every run (inspect.getsource, ~0.6 ms per group).
+        test._hypothesis_internal_database_key = None
         try:
             test()
         except _Stop:

@@ -3,7 +3,9 @@
 One example is a *batch*. Its first few rows are drawn element by element by Hypothesis
 (special values: zero, tiny and large magnitudes, the domain's ends, structured matrices);
 the rest are filled in one vectorised draw from a generator seeded by Hypothesis, so a batch
-of 10,000 points costs about as much to draw as one of ten. Every row lies inside the
+of 10,000 points costs little more to draw than one of ten. The bulk's first `MIXED_ROWS`
+rows mix the same kinds of values per element (a fifth special values, a fifth log-uniform
+magnitudes, structured matrices in a third of the rows); any rows beyond are uniform. Every row lies inside the
 domain, clear of its excluded points and of the zero sets of the case's ``exclude``
 expressions (``|g| >= case.margin``), after rounding to the requested dtype.
 
@@ -42,6 +44,9 @@ BATCH_SIZES = (1, 2, 7, 32, 64)
 EXPLICIT_ROWS = 4
 #: At most this many elements are drawn one by one per batch (the rest are vectorised).
 EXPLICIT_ELEMENTS = 8
+#: Rows of a bulk draw that mix kinds of values (special, log-uniform, structured); the rest
+#: of a larger batch is uniform.
+MIXED_ROWS = 1024
 #: Kinds of structured values for array inputs (square matrices get all of them).
 STRUCTURES = ("identity", "zero", "diagonal", "symmetric", "rank_deficient", "repeated")
 
@@ -187,6 +192,8 @@ class _Columns:
             ``(n_in, e)``, padded with NaN / 0 (``None`` when no input excludes a point).
         specials: special values per column ``(n_in, s)``, padded by repetition; counts: how
             many are real per column.
+        uscale / log_low / log_span: ``(hi - lo) / 0.6``, ``log 1e-6`` and
+            ``log big - log 1e-6``, the constants of `_fill`'s kinds of values.
     """
 
     lo: Any
@@ -196,7 +203,13 @@ class _Columns:
     clearance: Any
     specials: Any
     counts: Any
+    uscale: Any
+    log_low: Any
+    log_span: Any
 
+
+#: The smallest magnitude the log-uniform kind of value draws.
+LOG_LOW = 1e-6
 
 _COLUMNS: dict[tuple[Any, str], _Columns] = {}
 
@@ -211,7 +224,9 @@ def _columns(case: Case, dtype: str) -> _Columns:
     bounds = [iv.sample_bounds() for iv in intervals]
     lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
     hi = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
-    big = torch.maximum(torch.maximum(lo.abs(), hi.abs()), torch.tensor(1e-6, dtype=torch.float64))
+    big = torch.maximum(
+        torch.maximum(lo.abs(), hi.abs()), torch.tensor(LOG_LOW, dtype=torch.float64)
+    )
     n_ex = max(len(iv.exclude) for iv in intervals)
     exclude = clearance = None
     if n_ex:
@@ -229,15 +244,25 @@ def _columns(case: Case, dtype: str) -> _Columns:
     counts = torch.tensor([len(sp) for sp in spec], dtype=torch.float64)
     if len(_COLUMNS) > 4096:
         _COLUMNS.clear()
-    _COLUMNS[key] = _Columns(lo, hi, big, exclude, clearance, table, counts)
+    uscale = (hi - lo) / 0.6
+    log_low = torch.full_like(lo, math.log(LOG_LOW))
+    log_span = big.log() - log_low
+    _COLUMNS[key] = _Columns(
+        lo, hi, big, exclude, clearance, table, counts, uscale, log_low, log_span
+    )
     return _COLUMNS[key]
 
 
 def _clear_rows(cols: _Columns, x: Any) -> Any:
     """Per row of ``x`` ``(k, n_in)`` (float64): inside the sampling bounds and clear of every
-    excluded point, in every column."""
+    excluded point, in every column; ``None`` when every row is (found with two reductions
+    per column, without a pass per row, when no input excludes a point)."""
     import torch
 
+    if cols.exclude is None and x.numel():
+        least, most = torch.aminmax(x, dim=0)  # NaN propagates, and fails both tests
+        if bool(((least >= cols.lo) & (most <= cols.hi)).all()):
+            return None
     ok = (x >= cols.lo) & (x <= cols.hi)
     if cols.exclude is not None:
         far = ((x.unsqueeze(-1) - cols.exclude).abs() >= cols.clearance) | torch.isnan(cols.exclude)
@@ -271,10 +296,12 @@ def valid_rows(case: Case, inputs: tuple[Any, ...]) -> Any:
     n = int(inputs[0].shape[0])
     args = tuple(x.detach().to("cpu", torch.float64) for x in inputs)
     flat = torch.cat([x.reshape(n, -1) for x in args], dim=1)
-    return _valid(case, flat, args)
+    ok = _valid(case, flat, args)
+    return torch.ones(n, dtype=torch.bool) if ok is None else ok
 
 
 def _valid(case: Case, flat: Any, args: tuple[Any, ...]) -> Any:
+    """`valid_rows` on the flattened batch; ``None`` when every row is valid."""
     import torch
 
     ok = _clear_rows(_columns(case, "float64"), flat)
@@ -284,7 +311,8 @@ def _valid(case: Case, flat: Any, args: tuple[Any, ...]) -> Any:
         with torch.no_grad():
             for g in fn(*args):
                 g = g.reshape(n)
-                ok &= torch.isfinite(g) & (g.abs() >= case.margin)
+                far = torch.isfinite(g) & (g.abs() >= case.margin)
+                ok = far if ok is None else ok & far
     return ok
 
 
@@ -321,38 +349,62 @@ def _structured(kind: str, v: Variable, base: Any) -> Any:
 
 
 def _fill(case: Case, k: int, gen: Any, dtype: str) -> Any:
-    """``k`` vectorised rows ``(k, n_in)`` for every input at once: per element uniform (60 %),
-    log-uniform magnitude (20 %) or a special value (20 %); array inputs then get structured
-    values (`STRUCTURES`) in a third of the rows."""
+    """``k`` vectorised rows ``(k, n_in)`` for every input at once.
+
+    The first `MIXED_ROWS` rows mix kinds of values per element: uniform (60 %), log-uniform
+    magnitude (20 %) or a special value (20 %), and array inputs get structured values
+    (`STRUCTURES`) in a third of them. Rows beyond those are uniform: a batch that large
+    already holds each special value many times per input, and plain uniform rows cost two
+    passes instead of twenty.
+    """
     import torch
 
     cols = _columns(case, dtype)
-    # One uniform per element picks the kind of value and, rescaled, the value itself: the
-    # generator's cost dominates at large batches, and rescaling keeps ~52 random bits.
     u = torch.rand(k, case.n_in, generator=gen, dtype=torch.float64)
-    x = cols.lo + (cols.hi - cols.lo) * (u / 0.6)
-    w = (u - 0.6) / 0.2  # in [0, 1) on the log-magnitude branch
-    low = math.log(1e-6)
-    mags = torch.exp(low + (cols.big.log() - low) * (2 * w).remainder(1.0))
-    logx = torch.where(w < 0.5, -mags, mags)
-    logx = torch.where((logx >= cols.lo) & (logx <= cols.hi), logx, x)
-    pick = ((u - 0.8) / 0.2 * cols.counts).long().clamp_(0, cols.specials.shape[1] - 1)
-    sx = cols.specials.gather(1, pick.T).T
-    out = torch.where(u < 0.6, x, torch.where(u < 0.8, logx, sx))
+    mixed = min(k, MIXED_ROWS)
+    if k == mixed:
+        out = _mixed_kinds(cols, u)
+    else:
+        out = torch.addcmul(cols.lo, u, cols.uscale, value=0.6)
+        out[:mixed] = _mixed_kinds(cols, u[:mixed])
     arrays = [(i, v) for i, v in enumerate(case.variables) if v.shape]
-    if arrays and k:
-        kinds = torch.randint(len(STRUCTURES) * 3, (len(arrays), k), generator=gen)
+    if arrays and mixed:
+        kinds = torch.randint(len(STRUCTURES) * 3, (len(arrays), mixed), generator=gen)
         offsets = [0]
         for v in case.variables:
             offsets.append(offsets[-1] + v.size)
         for (i, v), row_kinds in zip(arrays, kinds, strict=True):
-            block = out[:, offsets[i] : offsets[i + 1]].reshape(k, *v.shape)
+            block = out[:mixed, offsets[i] : offsets[i + 1]].reshape(mixed, *v.shape)
             for j, kind in enumerate(STRUCTURES):
                 rows = (row_kinds == j).nonzero().flatten()
                 if len(rows):
                     block[rows] = _structured(kind, v, block[rows])
-            out[:, offsets[i] : offsets[i + 1]] = block.reshape(k, v.size)
+            out[:mixed, offsets[i] : offsets[i + 1]] = block.reshape(mixed, v.size)
     return out
+
+
+def _mixed_kinds(cols: _Columns, u: Any) -> Any:
+    """Per element of ``u`` (uniforms in [0, 1), consumed): a uniform value in [lo, hi] for
+    u < 0.6, a log-uniform magnitude for u < 0.8, else a special value of its column.
+
+    One uniform per element picks the kind and, rescaled, the value itself: the generator's
+    cost dominates at large batches, and rescaling keeps ~52 random bits. Each step is one
+    pass over the rows, in place where it can be.
+    """
+    import torch
+
+    out = torch.addcmul(cols.lo, u, cols.uscale)  # u in [0, 0.6): uniform in [lo, hi]
+    w = u.mul_(10.0).sub_(6.0)  # u in [0.6, 0.8) → w in [0, 2); u in [0.8, 1) → w in [2, 4)
+    # Log-uniform magnitude in [1e-6, big], negative for w < 1; one outside [lo, hi] is
+    # replaced by a uniform value in [lo, hi].
+    f = w.frac()
+    mags = torch.addcmul(cols.log_low, cols.log_span, f).exp_()
+    logx = torch.where(w < 1.0, mags.neg(), mags)
+    inside = (logx >= cols.lo) & (logx <= cols.hi)
+    logx = torch.where(inside, logx, torch.addcmul(cols.lo, f, cols.uscale, value=0.6))
+    pick = (w - 2.0).mul_(0.5 * cols.counts).long().clamp_(0, cols.specials.shape[1] - 1)
+    special = cols.specials.gather(1, pick.T).T
+    return torch.where(w < 0.0, out, torch.where(w < 2.0, logx, special))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -429,7 +481,7 @@ def _points(
             for v, part in zip(case.variables, rows.split(sizes, dim=1), strict=True)
         )
         keep = _valid(case, rows, args)
-        return rows if bool(keep.all()) else rows[keep]
+        return rows if keep is None or bool(keep.all()) else rows[keep]
 
     batch = clean(torch.cat(explicit, dim=1))
     kept = 1.0  # the share of drawn rows the domain filter keeps, as seen so far
@@ -577,6 +629,7 @@ def _check_case(case: Any) -> None:
 
 __all__ = [
     "BATCH_SIZES",
+    "MIXED_ROWS",
     "PROFILES",
     "STRUCTURES",
     "Batch",
