@@ -57,6 +57,24 @@ def test_matrix_ids_and_outcomes(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_reference_digits_reach_the_matrix_and_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_fixture(verijac_check):
+            report = verijac_check("seed_grad_loop", paths=["func.jacrev"], devices="cpu")
+            assert report.settings["reference"] == "mpmath at 20 digits, rounded to float64"
+        """
+    )
+    result = pytester.runpytest(
+        *MATRIX, "--verijac-seed", "7", "--verijac-reference-digits", "20", "-v"
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["verijac: seed=7, profile=ci, reference: mpmath at 20 digits*"])
+    bad = pytester.runpytest(*MATRIX, "--verijac-reference-digits", "5")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*expected an integer from 17 to 1000*"])
+
+
 def test_matrix_skips_unsupported_and_honours_keyword_selection(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(
         *MATRIX, "--verijac-path", "func.grad", "--verijac-dtype", "float64", "-k", "grad", "-rs"

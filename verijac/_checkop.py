@@ -328,6 +328,7 @@ def check_op(
     on_record: Callable[[Any], Any] | None = None,
     tolerances: PathTolerances | None = None,
     tf32: bool = False,
+    reference_digits: int | None = None,
 ) -> Report:
     """Check a custom op's derivatives, and its autograd contract, against a case's exact math.
 
@@ -341,7 +342,7 @@ def check_op(
         paths: ``None`` (every path that is not opt-in, the ``contract`` family included),
             names, globs or family names, as in `verijac.check`.
         devices / dtypes / seed / max_examples / batch_size / time_budget / profile /
-            on_record / tolerances / tf32: as in `verijac.check`.
+            on_record / tolerances / tf32 / reference_digits: as in `verijac.check`.
         require: capabilities the op must have: ``"forward_ad"`` (alias ``"forward"``),
             ``"vmap"``, ``"double_backward"`` (alias ``"double-backward"``), ``"compile"``. A
             path that relies on a required capability the op lacks is a mismatch instead of
@@ -394,6 +395,7 @@ def check_op(
         on_record=on_record,
         tf32=tf32,
         tolerances=tolerances,
+        reference_digits=reference_digits,
     )
 
 

@@ -39,6 +39,21 @@ def seed(text: str) -> int:
     return _integer(text, 0)
 
 
+def digits(text: str) -> int:
+    """Decimal digits for the mpmath reference: an integer from 17 to 1000."""
+    from ._precise import MAX_DIGITS, MIN_DIGITS
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not MIN_DIGITS <= value <= MAX_DIGITS:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from {MIN_DIGITS} to {MAX_DIGITS}, got {text!r}"
+        )
+    return value
+
+
 def seconds(text: str) -> float:
     """A finite number of seconds > 0."""
     try:

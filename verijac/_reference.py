@@ -82,10 +82,15 @@ def exact_values(case: Case, inputs: Sequence[Any]) -> Any:
     return torch.cat([o.reshape(args[0].shape[0], -1) for o in outs], dim=1)
 
 
-def exact_jacobian(case: Case, inputs: Sequence[Any]) -> Any:
-    """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``."""
+def exact_jacobian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
+    """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
+    code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`)."""
     import torch
 
+    if digits is not None:
+        from ._precise import precise_jacobian
+
+        return precise_jacobian(case, inputs, digits).to(_reference_device(inputs[0].device))
     args = _f64(inputs)
     nested = case.torch_jacobian()(*args)
     n_points = args[0].shape[0]
@@ -101,10 +106,15 @@ def exact_jacobian(case: Case, inputs: Sequence[Any]) -> Any:
     return torch.cat(rows, dim=1)
 
 
-def exact_hessian(case: Case, inputs: Sequence[Any]) -> Any:
-    """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)``."""
+def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
+    """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``:
+    as in `exact_jacobian`)."""
     import torch
 
+    if digits is not None:
+        from ._precise import precise_hessian
+
+        return precise_hessian(case, inputs, digits).to(_reference_device(inputs[0].device))
     args = _f64(inputs)
     nested = case.torch_hessian()(*args)
     n_points = args[0].shape[0]

@@ -198,7 +198,7 @@ class Report:
             + ", ".join(
                 f"{counts[s]} {s}" for s in STATUSES if counts[s] or s not in ("xfail", "xpass")
             )
-            + f" (seed {self.seed})"
+            + f" (seed {self.seed}{self._reference_note()})"
         ]
         worst: dict[str, list[float]] = {}
         for r in self.records:
@@ -214,6 +214,11 @@ class Report:
             for p, (a, rel, u) in worst.items():
                 lines.append(f"  {p:<{width}}  {_num(a):>10}  {_num(rel):>10}  {_num(u):>10}")
         return "\n".join(lines)
+
+    def _reference_note(self) -> str:
+        """``"; reference: …"`` when it is not the default float64 one."""
+        reference = str(self.settings.get("reference", ""))
+        return f"; reference: {reference}" if reference.startswith("mpmath") else ""
 
     def __str__(self) -> str:
         parts = [self.summary()]

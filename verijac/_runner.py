@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._compare import Bound, Comparison, bound, weights
 from ._errors import UsageError, VerijacError
+from ._precise import check_digits, describe
 from ._report import Record, Report
 from ._tolerances import (
     COMPUTES_ORDER,
@@ -213,6 +214,7 @@ class _Options:
     deadline: float | None
     tf32: bool
     on_record: Callable[[Record], Any] | None
+    reference_digits: int | None = None
 
 
 #: Result kinds whose ``scale`` is ``|expected|`` itself (no sum over tangents or cotangents).
@@ -232,6 +234,8 @@ class _Reference:
     problem: Problem
     dtype: Any
     seed: int
+    #: Decimal digits of the mpmath reference; ``None``: the generated code in float64.
+    digits: int | None = None
     cache: dict[Any, Any] = field(default_factory=dict)
     #: Rows outside the case's domain (``None``: none), never compared: points a path moved
     #: itself, e.g. input 0 of one row with the others of row 0, may leave the domain.
@@ -245,13 +249,13 @@ class _Reference:
     def jac(self) -> Any:
         from ._reference import exact_jacobian
 
-        return exact_jacobian(self.case, self.inputs)
+        return exact_jacobian(self.case, self.inputs, self.digits)
 
     @cached_property
     def hess(self) -> Any:
         from ._reference import exact_hessian
 
-        return exact_hessian(self.case, self.inputs)
+        return exact_hessian(self.case, self.inputs, self.digits)
 
     def _second(self, computes: str) -> Any:
         return self.hess if COMPUTES_ORDER[computes] == 2 else None
@@ -337,7 +341,7 @@ class _Reference:
                 signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
                 moved.append(x64 * (1 + signs.to(torch.float64).to(x64.device)))
             problem = dataclasses.replace(self.problem, inputs=tuple(moved))
-            out.append(_Reference(self.case, problem, self.dtype, self.seed))
+            out.append(_Reference(self.case, problem, self.dtype, self.seed, self.digits))
         return out
 
     def at(self, inputs: tuple[Any, ...]) -> _Reference:
@@ -356,7 +360,7 @@ class _Reference:
         from .strategies import valid_rows
 
         problem = dataclasses.replace(self.problem, inputs=tuple(inputs))
-        ref = _Reference(self.case, problem, self.dtype, self.seed)
+        ref = _Reference(self.case, problem, self.dtype, self.seed, self.digits)
         inside = valid_rows(self.case, tuple(inputs))
         if not bool(inside.all()):
             ref.outside = ~inside
@@ -625,7 +629,9 @@ def _batch(group: _Group, batch: Any) -> None:
     dev = group.device
     inputs = tuple(x.to(dev) for x in batch.inputs)
     full = _problem(group, inputs, batch.tangents, batch.cotangents)
-    ref = _Reference(group.case, full, group.tdtype, opts.seed + group.batches)
+    ref = _Reference(
+        group.case, full, group.tdtype, opts.seed + group.batches, opts.reference_digits
+    )
     states = group.active
     second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in states)
     worker = _worker()
@@ -643,7 +649,7 @@ def _batch(group: _Group, batch: Any) -> None:
                     problem = _problem(
                         group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k]
                     )
-                    small = _Reference(group.case, problem, group.tdtype, ref.seed)
+                    small = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
                 sref = small
         started = time.perf_counter()
         try:
@@ -778,7 +784,10 @@ def _shrink(
             return None
         calls += 1
         try:
-            ref = _Reference(case, _problem(group, pts, t, c), group.tdtype, group.opts.seed)
+            problem = _problem(group, pts, t, c)
+            ref = _Reference(
+                case, problem, group.tdtype, group.opts.seed, group.opts.reference_digits
+            )
             if ref.defect(COMPUTES_ORDER[state.path.computes] == 2):
                 return None
             got = _evaluate(state, ref)
@@ -826,6 +835,8 @@ def _reproduce(opts: _Options, case: Case, path: Path, device: str, dtype: str) 
     ]
     if opts.tf32:
         parts.append("--tf32")
+    if opts.reference_digits is not None:
+        parts.append(f"--reference-digits {opts.reference_digits}")
     return " ".join(parts)
 
 
@@ -1007,6 +1018,7 @@ def run(
     on_record: Callable[[Record], Any] | None = None,
     tf32: bool = False,
     tolerances: PathTolerances | None = None,
+    reference_digits: int | None = None,
 ) -> Report:
     """Check resolved ``cases``; the engine under `check` and ``check_op``.
 
@@ -1070,6 +1082,7 @@ def run(
         deadline=None if time_budget is None else time.perf_counter() + float(time_budget),
         tf32=bool(tf32),
         on_record=on_record,
+        reference_digits=check_digits(reference_digits),
     )
     report = Report(
         seed=seed,
@@ -1084,6 +1097,7 @@ def run(
             "dtypes": dtype_list,
             "command": command,
             "require": sorted(req),
+            "reference": describe(opts.reference_digits),
         },
     )
 
@@ -1137,6 +1151,7 @@ def check(
     on_record: Callable[[Record], Any] | None = None,
     tf32: bool = False,
     tolerances: PathTolerances | None = None,
+    reference_digits: int | None = None,
 ) -> Report:
     """Verify autograd paths against the exact derivatives of cases.
 
@@ -1156,6 +1171,10 @@ def check(
         tf32: allow TF32 matmuls on CUDA (off by default; the report states it).
         tolerances: per path name / glob / family: ``{dtype: {"rtol": …, "atol": …}}`` or
             ``{"rtol": …, "atol": …}`` for every dtype.
+        reference_digits: evaluate the exact derivatives with mpmath at this many decimal
+            digits (17 to 1000) and round them once to float64, instead of running the
+            generated code in float64; slower (a Python-level evaluation per point), for
+            float64 paths at points where the float64 reference's own rounding matters.
 
     Returns:
         A `Report`; ``report.passed`` is False when any record is a mismatch or an error.
@@ -1177,6 +1196,7 @@ def check(
         on_record=on_record,
         tf32=tf32,
         tolerances=tolerances,
+        reference_digits=reference_digits,
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._errors import UsageError, VerijacError
-from ._options import PROFILE_NAMES, positive_int, seed, select_cases
+from ._options import PROFILE_NAMES, digits, positive_int, seed, select_cases
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -82,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="points per batch",
     )
     group.addoption(
+        "--verijac-reference-digits",
+        type=digits,
+        default=None,
+        metavar="N",
+        help="mpmath reference at N digits (17-1000) instead of float64",
+    )
+    group.addoption(
         "--verijac-profile",
         choices=PROFILE_NAMES,
         default=None,
@@ -114,7 +121,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if not config.getoption("verijac"):
         return None
     profile = config.getoption("verijac_profile") or DEFAULT_PROFILE
-    return f"verijac: seed={config.stash[_seed_key]}, profile={profile} (--verijac-seed reproduces)"
+    digits = config.getoption("verijac_reference_digits")
+    reference = "" if digits is None else f", reference: mpmath at {digits} digits"
+    return (
+        f"verijac: seed={config.stash[_seed_key]}, profile={profile}{reference} "
+        "(--verijac-seed reproduces)"
+    )
 
 
 # -- the matrix -----------------------------------------------------------------------------
@@ -249,6 +261,7 @@ class VerijacItem(pytest.Item):
             max_examples=config.getoption("verijac_max_examples"),
             batch_size=config.getoption("verijac_batch_size"),
             profile=config.getoption("verijac_profile") or DEFAULT_PROFILE,
+            reference_digits=config.getoption("verijac_reference_digits"),
         )
         if report.failures:
             raise VerijacFailure("\n\n".join(r.message() for r in report.failures))
@@ -277,6 +290,7 @@ def _defaults(config: pytest.Config) -> dict[str, Any]:
         "max_examples": config.getoption("verijac_max_examples"),
         "batch_size": config.getoption("verijac_batch_size"),
         "profile": config.getoption("verijac_profile") or DEFAULT_PROFILE,
+        "reference_digits": config.getoption("verijac_reference_digits"),
     }
 
 

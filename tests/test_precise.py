@@ -1,0 +1,165 @@
+"""The mpmath reference (``reference_digits``): agreement, correct rounding, plumbing, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mpmath
+import pytest
+import sympy
+import torch
+from verijac_cases.seeds import CASES as SEEDS
+from verijac_cases.seeds import seed_grad_loop
+
+from verijac import (
+    Case,
+    CaseError,
+    UsageError,
+    check,
+    register_function,
+    scalar,
+    unregister_function,
+)
+from verijac._precise import check_digits, precise_hessian, precise_jacobian
+from verijac._reference import exact_hessian, exact_jacobian
+from verijac.strategies import valid_rows
+
+
+def _inside(case: Case, n: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """``n`` points inside the case's sampling bounds and clear of its exclusions."""
+    gen = torch.Generator().manual_seed(seed)
+    cols = []
+    for v in case.variables:
+        lo, hi = v.domain.sample_bounds()
+        lo, hi = max(lo, -5.0), min(hi, 5.0)
+        cols.append(
+            lo + (hi - lo) * torch.rand(4 * n, *v.shape, generator=gen, dtype=torch.float64)
+        )
+    keep = valid_rows(case, tuple(cols))
+    return tuple(c[keep][:n] for c in cols)
+
+
+@pytest.mark.parametrize("case", SEEDS, ids=lambda c: c.name)
+def test_agrees_with_the_float64_reference_on_the_seeds(case: Case) -> None:
+    pts = _inside(case, 16, 0)
+    for precise, float64 in (
+        (precise_jacobian(case, pts, 30), exact_jacobian(case, pts)),
+        (precise_hessian(case, pts, 30), exact_hessian(case, pts)),
+    ):
+        assert precise.dtype == torch.float64 and precise.shape == float64.shape
+        torch.testing.assert_close(precise, float64, rtol=1e-13, atol=1e-13)
+
+
+def test_entries_are_correctly_rounded() -> None:
+    """d/dx log1p(x) = 1/(1 + x): the float64 code rounds 1 + x first; the mpmath reference
+    rounds the exact value once, which is what an independent 60-digit evaluation gives."""
+    x = scalar("x")
+    case = Case("log1p_precise", {"x": x}, sympy.log(1 + x), {"x": (-0.5, 1)})
+    xs = torch.tensor([3e-16, 1e-9 / 3, 0.1, 0.7, -0.3], dtype=torch.float64)
+    got = precise_jacobian(case, (xs,), 30).flatten().tolist()
+    with mpmath.workdps(60):
+        want = [float(1 / (1 + mpmath.mpf(v))) for v in xs.tolist()]
+    assert got == want
+    assert exact_jacobian(case, (xs,)).flatten().tolist()[0] != want[0]  # float64 is 1 ULP off
+
+
+def test_user_function_evaluated_through_sympy() -> None:
+    class cube(sympy.Function):
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            return 3 * self.args[0] ** 2
+
+        def _eval_evalf(self, prec: int) -> sympy.Float:
+            return (self.args[0] ** 3)._eval_evalf(prec)
+
+    register_function(cube, lambda t: t**3)
+    try:
+        x = scalar("x")
+        case = Case("cube_user", {"x": x}, sympy.sin(cube(x)), {"x": (0.5, 1.5)})
+        xs = torch.tensor([0.75, 1.25], dtype=torch.float64)
+        got = precise_jacobian(case, (xs,), 30).flatten().tolist()
+    finally:
+        unregister_function(cube)
+    with mpmath.workdps(60):
+        want = [float(mpmath.cos(mpmath.mpf(v) ** 3) * 3 * mpmath.mpf(v) ** 2) for v in xs.tolist()]
+    assert got == want
+
+
+def test_a_function_without_numeric_evaluation_is_a_case_error() -> None:
+    class opaque(sympy.Function):
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            return opaque(self.args[0])
+
+    register_function(opaque, torch.exp)
+    try:
+        x = scalar("x")
+        case = Case("opaque_user", {"x": x}, opaque(x), {"x": (0, 1)})
+        with pytest.raises(CaseError, match="cannot evaluate opaque"):
+            precise_jacobian(case, (torch.tensor([0.5], dtype=torch.float64),), 30)
+        report = check(case, paths="func.vmap_jacrev", dtypes="float64", devices="cpu", seed=0,
+                       max_examples=1, batch_size=8, reference_digits=20)  # fmt: skip
+    finally:
+        unregister_function(opaque)
+    (rec,) = report.records
+    assert rec.status == "error" and "cannot evaluate opaque" in rec.reason
+
+
+@pytest.mark.parametrize("bad", [16, 1001, 30.0, True, "30"])
+def test_digits_are_validated(bad: object) -> None:
+    with pytest.raises(UsageError, match="reference_digits"):
+        check_digits(bad)
+    with pytest.raises(UsageError, match="reference_digits"):
+        check(seed_grad_loop, reference_digits=bad)  # type: ignore[arg-type]
+    assert check_digits(None) is None and check_digits(17) == 17
+
+
+def test_check_with_the_mpmath_reference() -> None:
+    report = check(
+        seed_grad_loop,
+        paths=["func.vmap_jacrev", "func.hessian"],
+        dtypes="float64",
+        devices="cpu",
+        seed=5,
+        max_examples=2,
+        batch_size=16,
+        reference_digits=25,
+    )
+    assert report.passed, str(report)
+    assert report.settings["reference"] == "mpmath at 25 digits, rounded to float64"
+    assert "reference: mpmath at 25 digits" in report.summary()
+    default = check(seed_grad_loop, paths="func.vmap_jacrev", dtypes="float64", devices="cpu",
+                    seed=5, max_examples=1, batch_size=8)  # fmt: skip
+    assert default.settings["reference"].startswith("float64")
+
+
+def test_a_mismatch_reproduces_with_the_option() -> None:
+    from verijac._runner import run
+    from verijac.paths._base import Path as AutogradPath
+    from verijac.paths._base import Problem, get_path
+
+    def off(problem: Problem) -> torch.Tensor:
+        return get_path("func.vmap_jacrev").run(problem) * (1 + 1e-5)
+
+    path = AutogradPath("t.off", "func", "jacobian", "jacrev, 1e-5 off", off, batched=True)
+    rep = run([seed_grad_loop], paths=[path], dtypes="float64", devices="cpu", seed=1,
+              max_examples=1, batch_size=32, reference_digits=30)  # fmt: skip
+    (rec,) = rep.records
+    assert rec.status == "mismatch"
+    assert rec.reproduce.endswith("--reference-digits 30")
+
+
+def test_cli_option(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "verijac", "check", "--case", "seed_grad_loop", "--path",
+           "func.vmap_jacrev", "--dtype", "float64", "--device", "cpu", "--seed", "1",
+           "--max-examples", "1", "--batch-size", "8", "--reference-digits", "20",
+           "--json", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reference: mpmath at 20 digits" in done.stdout.splitlines()[0]
+    assert json.loads(out.read_text())["settings"]["reference"].startswith("mpmath at 20")
+    bad = subprocess.run([*cmd[:-4], "--reference-digits", "8"], capture_output=True, text=True,
+                         check=False)  # fmt: skip
+    assert bad.returncode == 2 and "from 17 to 1000" in bad.stderr
