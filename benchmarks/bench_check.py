@@ -214,8 +214,7 @@ def suite() -> None:
         f"({_status(dt < 120)}); {_load()}"
     )
     print(
-        f"    {in_paths:.1f} s in path calls and comparisons (comparisons overlap the calls, on "
-        "the worker thread); slowest paths: "
+        f"    {in_paths:.1f} s inside path calls and comparisons; slowest paths: "
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in slowest)
     )
     print("    " + report.summary().splitlines()[0])

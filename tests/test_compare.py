@@ -222,3 +222,40 @@ def test_weights_broadcast_to_the_weighted_sums() -> None:
         got = weights(kind, problem, jac.device)
         assert torch.allclose(got.expand_as(want), want), kind
     assert weights("jacobian", problem, jac.device) is None
+
+
+def test_power_of_two_at_zero_subnormals_and_nan() -> None:
+    """0 and subnormals give 0 (callers mask them: `spacing` takes the subnormal spacing
+    there), inf stays inf, NaN gives inf (its ULP error stays NaN)."""
+    from verijac._compare import _power_of_two
+
+    special = torch.tensor([0.0, 5e-324, 2.0**-1030, math.inf, math.nan], dtype=torch.float64)
+    assert _power_of_two(special).tolist() == [0.0, 0.0, 0.0, math.inf, math.inf]
+    tiny64 = torch.finfo(torch.float64)
+    assert spacing(special[:3], torch.float64).tolist() == [tiny64.eps * tiny64.tiny] * 3
+    assert math.isnan(ulp_error(torch.ones(1), torch.tensor([math.nan]), torch.float32).item())
+
+
+def test_unlocated_comparison_edge_cases() -> None:
+    from verijac._compare import bound
+
+    f32 = base_tolerance("float32")
+    exp = torch.tensor([[1.0, 2.0, 1e6]], dtype=torch.float64)
+    b = bound(exp, dtype=torch.float32, tolerance=f32)
+    for bad in (math.nan, math.inf, -math.inf):
+        cmp = b.check(torch.tensor([[1.0, bad, 1e6]]), locate=False)
+        assert not cmp.ok and cmp.nonfinite and cmp.index == [0, 1]
+    # beyond float16's range: skipped, so an inf there passes and is not counted
+    b16 = bound(exp, dtype=torch.float16, tolerance=base_tolerance("float16"))
+    cmp = b16.check(torch.tensor([[1.0, 2.0, math.inf]]), locate=False)
+    assert cmp.ok and cmp.checked == 2 and cmp.max_abs == 0.0
+    # an unbounded entry (allowed = inf, e.g. a row outside the domain) passes whatever it is
+    b.allowed = b.allowed.clone()
+    b.allowed[0, 1] = math.inf
+    assert b.check(torch.tensor([[1.0, math.inf, 1e6]]), locate=False).ok
+    # cond widens the bound; an empty result passes
+    act = torch.tensor([[1.0 + 1e-4, 2.0, 1e6]])
+    assert not b.check(act, locate=False).ok
+    assert b.check(act, cond=torch.full_like(exp, 1e-3), locate=False).ok
+    empty = bound(torch.zeros(0, 3, dtype=torch.float64), dtype=torch.float32, tolerance=f32)
+    assert empty.check(torch.zeros(0, 3), locate=False).ok

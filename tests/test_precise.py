@@ -163,3 +163,73 @@ def test_cli_option(tmp_path: Path) -> None:
     bad = subprocess.run([*cmd[:-4], "--reference-digits", "8"], capture_output=True, text=True,
                          check=False)  # fmt: skip
     assert bad.returncode == 2 and "from 17 to 1000" in bad.stderr
+
+
+def test_user_functions_named_like_mpmath_functions_keep_their_meaning() -> None:
+    """A user's ``sinc`` (normalised, as torch.sinc) and one-argument ``psi`` are evaluated
+    through SymPy, not by the mpmath functions of the same names."""
+
+    class sinc(sympy.Function):
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            x = self.args[0]
+            return (sympy.cos(sympy.pi * x) - sinc(x)) / x
+
+        def _eval_evalf(self, prec: int) -> sympy.Float:
+            x = self.args[0]
+            return (sympy.sin(sympy.pi * x) / (sympy.pi * x))._eval_evalf(prec)
+
+    class psi(sympy.Function):
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            return 2 * self.args[0]
+
+        def _eval_evalf(self, prec: int) -> sympy.Float:
+            return (self.args[0] ** 2)._eval_evalf(prec)
+
+    register_function(sinc, torch.sinc)
+    register_function(psi, torch.square)
+    try:
+        x = scalar("x")
+        case = Case("user_names", {"x": x}, sinc(x) + sympy.sin(psi(x)), {"x": (0.5, 1.5)})
+        got = precise_jacobian(case, (torch.tensor([0.75], dtype=torch.float64),), 30).item()
+    finally:
+        unregister_function(sinc)
+        unregister_function(psi)
+    with mpmath.workdps(60):
+        v = mpmath.mpf(0.75)
+        normalised = mpmath.sin(mpmath.pi * v) / (mpmath.pi * v)
+        want = float((mpmath.cos(mpmath.pi * v) - normalised) / v + mpmath.cos(v**2) * 2 * v)
+    assert got == want
+
+
+def test_cancellation_raises_the_precision_until_the_rounding_settles() -> None:
+    """d/dx (exp(x) - x) = exp(x) - 1 loses 12 digits at x = 1e-12: asked for 17 digits, the
+    reference still returns the correctly rounded value."""
+    x = scalar("x")
+    case = Case("expm1_by_hand", {"x": x}, sympy.exp(x) - x, {"x": (-1, 1)})
+    xs = torch.tensor([1e-12, -3e-11, 0.5], dtype=torch.float64)
+    got = precise_jacobian(case, (xs,), 17).flatten().tolist()
+    with mpmath.workdps(80):
+        want = [float(mpmath.expm1(mpmath.mpf(v))) for v in xs.tolist()]
+    assert got == want
+
+
+def test_concurrent_evaluations_keep_their_precision() -> None:
+    import threading
+
+    x = scalar("x")
+    case = Case("expm1_threads", {"x": x}, sympy.exp(x) - x, {"x": (-1, 1)})
+    xs = torch.full((200,), 1e-12, dtype=torch.float64)
+    with mpmath.workdps(80):
+        want = float(mpmath.expm1(mpmath.mpf(1e-12)))
+    results: list[list[float]] = []
+
+    def work(digits: int) -> None:
+        results.append(precise_jacobian(case, (xs,), digits).flatten().tolist())
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in (17, 40, 17, 60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(v == want for r in results for v in r)
+    assert mpmath.mp.dps == 15  # the process-wide precision is restored

@@ -433,47 +433,49 @@ def test_warnings_inside_a_path_are_kept_on_its_record() -> None:
     assert verijac.Report.from_json(report.to_json()).records[0].warnings == record.warnings
 
 
-def test_comparisons_on_the_worker_match_inline_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker thread compares while the next path runs; with at most one result waiting,
-    and with the comparison done inline, the records are the same."""
-    import concurrent.futures
+def test_a_defective_reference_is_evaluated_once_and_stops_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import verijac._reference as reference
 
-    import verijac._runner as runner
+    calls: list[int] = []
+    original = reference.exact_jacobian
 
-    paths = [VJP, JAC, _raises(RuntimeError("boom")), JAC, VJP]
-    paths = [dataclasses.replace(p, name=f"{p.name}{i}") for i, p in enumerate(paths)]
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
 
-    def numbers(report: Any) -> list[tuple[Any, ...]]:
-        return [(r.path, r.status, r.points, r.max_abs, r.max_ulp) for r in report.records]
-
-    threaded = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
-    monkeypatch.setattr(runner, "MAX_PENDING", 1)
-    narrow = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
-
-    class Inline:
-        def submit(self, fn: Any, *args: Any) -> concurrent.futures.Future[Any]:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            try:
-                future.set_result(fn(*args))
-            except Exception as exc:
-                future.set_exception(exc)
-            return future
-
-    monkeypatch.setattr(runner, "_worker", Inline)
-    inline = run([seed_batched_gradient], paths=paths, seed=3, dtypes="float64", **FAST)
-    assert numbers(threaded) == numbers(narrow) == numbers(inline)
-    assert [r.status for r in inline.records] == ["pass", "pass", "error", "pass", "pass"]
+    monkeypatch.setattr(reference, "exact_jacobian", counting)
+    x = scalar("x")
+    case = Case("log_closed", {"x": x}, sympy.log(x), {"x": (0, 4)})
+    paths = [dataclasses.replace(VJP, name=f"t.vjp{i}") for i in range(8)]
+    report = run([case], paths=paths, seed=0, dtypes="float64", **FAST)
+    assert all(r.status == "error" and r.reason.startswith("case defect") for r in report.records)
+    assert len(calls) == 1
 
 
-def test_a_forked_process_gets_its_own_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
+def test_warnings_of_other_threads_stay_out_of_path_records() -> None:
+    import threading
+    import warnings
 
-    import verijac._runner as runner
+    def with_a_thread(problem: Problem) -> torch.Tensor:
+        warnings.warn("from the path", UserWarning, stacklevel=1)
+        other = threading.Thread(
+            target=lambda: warnings.warn("elsewhere", UserWarning, stacklevel=1)
+        )
+        other.start()
+        other.join()
+        return _vjp(problem)
 
-    first = runner._worker()
-    assert runner._worker() is first
-    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a child after fork()
-    assert runner._worker() is not first
+    shown: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+        path = Path("t.threads", "reverse", "vjp", "vjp", with_a_thread)
+        report = run([seed_tuple_io], paths=[path], seed=0, dtypes="float64", **FAST)
+    (rec,) = report.records
+    assert rec.status == "pass" and rec.warnings == ["UserWarning: from the path"]
+    assert shown and set(shown) == {"elsewhere"}  # shown as usual
 
 
 def test_a_result_of_the_wrong_shape_is_an_error() -> None:

@@ -200,3 +200,18 @@ def test_bulk_values_mix_uniform_log_magnitude_and_special_kinds() -> None:
     tiny = (vals.abs() < 1e-2) & ~special
     assert 0.08 < float(tiny.double().mean()) < 0.12
     assert float((vals < 0).double().mean()) == pytest.approx(0.5, abs=0.05)
+
+
+def test_structured_matrices_only_in_the_mixed_rows_of_a_large_draw() -> None:
+    from verijac.strategies import _fill
+
+    gen = torch.Generator().manual_seed(4)
+    k = vst.MIXED_ROWS + 600
+    mats = _fill(MAT, k, gen, "float64").reshape(k, 3, 3)
+
+    def structured(m: torch.Tensor) -> bool:
+        return bool(torch.equal(m, m.T) or (m == m.flatten()[0]).all() or not m.any())
+
+    head = sum(structured(m) for m in mats[: vst.MIXED_ROWS])
+    tail = sum(structured(m) for m in mats[vst.MIXED_ROWS :])
+    assert head > vst.MIXED_ROWS // 10 and tail == 0

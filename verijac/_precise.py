@@ -3,13 +3,22 @@
 By default the reference is the generated torch code run in float64, whose own rounding
 (a few ULPs of float64, more where the derivative is ill-conditioned) is far below any float32
 tolerance but comparable to float64's. Asked for ``digits`` decimal digits, verijac instead
-evaluates the SymPy Jacobian and Hessian with mpmath at that precision, point by point, and
-rounds each entry once to float64: a correctly rounded reference (error at most half a float64
-ULP), at the price of a Python-level evaluation per point.
+evaluates the SymPy Jacobian and Hessian with mpmath, point by point, and rounds each entry
+once to float64, at the price of a Python-level evaluation per point.
+
+mpmath gives no error bound, and an expression that cancels loses digits. So every point is
+evaluated at ``digits`` and again at twice as many; where the two differ once rounded to
+float64, the precision doubles until they agree (up to `MAX_DIGITS`, beyond which the case is
+reported as one the reference cannot settle). An entry that two precisions round to the same
+float64 is, in practice, the correctly rounded value.
 
 The expressions are compiled with SymPy's ``lambdify`` (mpmath printer, dummy argument names,
 common subexpressions shared): code printed from the case's SymPy expressions, never from text
-a user wrote.
+a user wrote. Function classes defined outside SymPy (a user's, registered with
+`verijac.register_function`) are renamed before printing, so a name that mpmath also uses
+(``sinc``, ``psi``) never picks up mpmath's function; they are evaluated through SymPy's
+``evalf``. mpmath's working precision is one setting for the whole process, so evaluations
+hold a lock.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ MAX_DIGITS = 1000
 _COMPILED: weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Any]]] = (
     weakref.WeakKeyDictionary()
 )
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # compiling, and mpmath's process-wide working precision
 
 
 def check_digits(digits: Any) -> int | None:
@@ -78,40 +87,52 @@ def _namespace() -> dict[str, Any]:
 
 def _compile(case: Case, which: str) -> Callable[..., Any]:
     """The flat Jacobian (``[out][in]``) or Hessian (``[out][in][in]``) as one mpmath
-    function of the flattened inputs, compiled once per case."""
-    import mpmath
+    function of the flattened inputs, compiled once per case (call with `_LOCK` held)."""
     import sympy
 
-    with _LOCK:
-        per_case = _COMPILED.setdefault(case, {})
-        if which in per_case:
-            return per_case[which]
-        d = case.derivatives
-        exprs = d.jacobian_sympy() if which == "jacobian" else d.hessian_sympy()
-        flat = [sympy.sympify(e) for e in _leaves(exprs)]
-        namespace = _namespace()
-        for cls in {type(f) for e in flat for f in e.atoms(sympy.Function)}:
-            name = cls.__name__
-            if name not in namespace and not hasattr(mpmath, name):
-                # A function the mpmath printer does not know is printed by its class name:
-                # evaluate it through SymPy's own numeric evaluation.
-                namespace[name] = _through_evalf(case, cls)
-        try:
-            fn = sympy.lambdify(
-                list(case.in_symbols),
-                flat,
-                modules=[namespace, "mpmath"],
-                dummify=True,
-                cse=True,
+    per_case = _COMPILED.setdefault(case, {})
+    if which in per_case:
+        return per_case[which]
+    d = case.derivatives
+    exprs = d.jacobian_sympy() if which == "jacobian" else d.hessian_sympy()
+    flat = [sympy.sympify(e) for e in _leaves(exprs)]
+    namespace = _namespace()
+    renamed: dict[Any, Any] = {}
+    for i, cls in enumerate(
+        sorted(
+            {type(f) for e in flat for f in e.atoms(sympy.Function)},
+            key=lambda c: str(c.__name__),
+        )
+    ):
+        if str(getattr(cls, "__module__", "")).startswith("sympy."):
+            continue  # SymPy's own: the mpmath printer knows it (or prints it by class name)
+        # Another class (a user's): a fresh name nothing else uses, evaluated through SymPy.
+        alias = f"_verijac_user_function_{i}"
+        namespace[alias] = _through_evalf(case, cls)
+        renamed[cls] = sympy.Function(alias)
+    if renamed:
+        flat = [
+            e.replace(
+                lambda node: type(node) in renamed, lambda node: renamed[type(node)](*node.args)
             )
-        except Exception as exc:  # e.g. an unevaluated Derivative of an undefined function
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CaseError(
-                f"case {case.name!r}: the mpmath reference cannot evaluate its {which}: {first}; "
-                "use the float64 reference (reference_digits=None)"
-            ) from None
-        per_case[which] = fn
-        return fn
+            for e in flat
+        ]
+    try:
+        fn = sympy.lambdify(
+            list(case.in_symbols),
+            flat,
+            modules=[namespace, "mpmath"],
+            dummify=True,
+            cse=True,
+        )
+    except Exception as exc:  # e.g. an unevaluated Derivative of an undefined function
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CaseError(
+            f"case {case.name!r}: the mpmath reference cannot evaluate its {which}: {first}; "
+            "use the float64 reference (reference_digits=None)"
+        ) from None
+    per_case[which] = fn
+    return fn
 
 
 def _through_evalf(case: Case, cls: type) -> Callable[..., Any]:
@@ -148,18 +169,42 @@ def _evaluate(
     import mpmath
     import torch
 
-    fn = _compile(case, which)
     dev = inputs[0].device
     n_points = int(inputs[0].shape[0])
     rows = torch.cat(
         [x.detach().to("cpu", torch.float64).reshape(n_points, -1) for x in inputs], dim=1
     ).tolist()
     out = []
-    with mpmath.workdps(digits):
+    with _LOCK:
+        fn = _compile(case, which)
         for row in rows:
-            values = fn(*(mpmath.mpf(v) for v in row))
-            out.append([_to_float(v) for v in values])
+            args = [mpmath.mpf(v) for v in row]  # exact: every float64 is an mpf
+            found, prec = _rounded(fn, args, digits), digits
+            while True:
+                finer = _rounded(fn, args, 2 * prec)
+                if _same(found, finer):
+                    break
+                found, prec = finer, 2 * prec
+                if prec > MAX_DIGITS:
+                    raise CaseError(
+                        f"case {case.name!r}: the mpmath reference of its {which} at {row} "
+                        f"changes between {prec // 2} and {prec} digits (severe cancellation); "
+                        "use the float64 reference (reference_digits=None)"
+                    )
+            out.append(found)
     return torch.tensor(out, dtype=torch.float64).reshape(n_points, *shape).to(dev)
+
+
+def _rounded(fn: Callable[..., Any], args: list[Any], digits: int) -> list[float]:
+    import mpmath
+
+    with mpmath.workdps(digits):
+        return [_to_float(v) for v in fn(*args)]
+
+
+def _same(a: list[float], b: list[float]) -> bool:
+    """Equal entry by entry, NaN equal to NaN."""
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
 def _to_float(v: Any) -> float:

@@ -9,20 +9,18 @@ Nothing raised by a path stops the run: it becomes that path's record.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
-import os
 import random
 import shlex
+import threading
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -245,17 +243,30 @@ class _Reference:
     def inputs(self) -> tuple[Any, ...]:
         return self.problem.inputs
 
-    @cached_property
+    @property
     def jac(self) -> Any:
         from ._reference import exact_jacobian
 
-        return exact_jacobian(self.case, self.inputs, self.digits)
+        return self._once("jac", lambda: exact_jacobian(self.case, self.inputs, self.digits))
 
-    @cached_property
+    @property
     def hess(self) -> Any:
         from ._reference import exact_hessian
 
-        return exact_hessian(self.case, self.inputs, self.digits)
+        return self._once("hess", lambda: exact_hessian(self.case, self.inputs, self.digits))
+
+    def _once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` cached under ``key``; an exception is cached too and raised again,
+        so a reference that fails is evaluated once, not once per path."""
+        if key not in self.cache:
+            try:
+                self.cache[key] = (True, compute())
+            except Exception as exc:
+                self.cache[key] = (False, exc)
+        ok, value = self.cache[key]
+        if not ok:
+            raise value
+        return value
 
     def _second(self, computes: str) -> Any:
         return self.hess if COMPUTES_ORDER[computes] == 2 else None
@@ -539,6 +550,29 @@ def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
 MAX_WARNINGS = 5
 
 
+@contextlib.contextmanager
+def _path_warnings(state: _PathState) -> Iterator[None]:
+    """Warnings torch raises inside a path belong to that record, not to the user's terminal
+    (e.g. F.logsigmoid under forward AD warns about resizing its own buffer, torch 2.15).
+
+    Only warnings of the calling thread are taken: what another thread raises meanwhile (a
+    user's own threads) is shown as usual.
+    """
+    caller = threading.get_ident()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        show = warnings.showwarning
+
+        def record(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            if threading.get_ident() != caller:
+                show(message, category, *args, **kwargs)
+            elif len(state.warnings) < MAX_WARNINGS:
+                state.warnings.add(f"{category.__name__}: {str(message).splitlines()[0]}")
+
+        warnings.showwarning = record
+        yield
+
+
 def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] | None] | None:
     """Run a path on the reference's problem: its result and, for a path that moved the
     points, the points it used; ``None`` for a behaviour path (nothing to compare).
@@ -548,14 +582,8 @@ def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] 
     from .paths._base import PathResult
 
     path = state.path
-    # Warnings torch raises inside a path belong to that record, not to the user's terminal
-    # (e.g. F.logsigmoid under forward AD warns about resizing its own buffer, torch 2.15).
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _path_warnings(state):
         result = path.run(ref.problem)
-    for w in caught:
-        if len(state.warnings) < MAX_WARNINGS:
-            state.warnings.add(f"{w.category.__name__}: {str(w.message).splitlines()[0]}")
     moved = None
     if isinstance(result, PathResult):
         if result.inputs is not None:
@@ -590,36 +618,8 @@ def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
     return None if out is None else _compare(state, ref, *out)
 
 
-def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
-    return fn(*args), time.perf_counter() - started
-
-
-_WORKER: tuple[int, ThreadPoolExecutor] | None = None
-#: Path results that may wait for their comparison at once; the next path waits beyond that.
-MAX_PENDING = 4
-
-
-def _worker() -> ThreadPoolExecutor:
-    """The thread that evaluates references and comparisons while the next path runs.
-
-    Path calls are mostly Python and autograd bookkeeping, which leaves a core idle; the
-    reference and the comparisons are a few large tensor operations, which release the GIL.
-    One thread, so the reference's caches are filled in order. A new one after a fork.
-    """
-    global _WORKER
-    if _WORKER is None or _WORKER[0] != os.getpid():
-        _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="verijac-compare"))
-    return _WORKER[1]
-
-
 def _batch(group: _Group, batch: Any) -> None:
-    """The Hypothesis test body: one batch through the reference and every active path.
-
-    The main thread runs the paths one after another; the worker thread (`_worker`) checks
-    the reference and compares each result as soon as it is there. Their outcomes are
-    collected in path order once every path has run, and a mismatch is then shrunk here.
-    """
+    """The Hypothesis test body: one batch through the reference and every active path."""
     opts = group.opts
     if not group.active or (
         group.batches and opts.deadline is not None and time.perf_counter() > opts.deadline
@@ -632,13 +632,17 @@ def _batch(group: _Group, batch: Any) -> None:
     ref = _Reference(
         group.case, full, group.tdtype, opts.seed + group.batches, opts.reference_digits
     )
-    states = group.active
-    second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in states)
-    worker = _worker()
-    defect = worker.submit(ref.defect, second)
+    second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.active)
+    try:
+        defect = ref.defect(second)
+    except Exception as exc:  # the generated reference itself failed: a defect of the case
+        defect = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
+    if defect:
+        for s in group.active:
+            s.finish("error", defect, point=_point_dict(group.case, inputs, 0))
+        raise _Stop
     small: _Reference | None = None
-    pending: list[tuple[_PathState, _Reference, Future[tuple[Comparison, float]]]] = []
-    for state in states:
+    for state in group.active:
         sref = ref
         if not state.path.batched:
             if state.points >= opts.unbatched_points:
@@ -653,38 +657,16 @@ def _batch(group: _Group, batch: Any) -> None:
                 sref = small
         started = time.perf_counter()
         try:
-            out = _run_path(state, sref)
+            cmp = _evaluate(state, sref)
         except Exception as exc:
             status, reason = _exception_outcome(state.path, exc, opts.require)
             state.finish(status, reason)
             continue
         finally:
             state.elapsed += time.perf_counter() - started
-        if out is None:
+        if cmp is None:
             state.points += sref.problem.N
             continue
-        if len(pending) >= MAX_PENDING:
-            # Keep at most MAX_PENDING results waiting for their comparison (memory).
-            concurrent.futures.wait([pending[-MAX_PENDING][2]])
-        pending.append((state, sref, worker.submit(_timed, _compare, state, sref, *out)))
-    try:
-        found = defect.result()
-    except Exception as exc:  # the generated reference itself failed: a defect of the case
-        found = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
-    if found:
-        for future in (f for _, _, f in pending):
-            future.cancel()
-        for s in states:
-            s.finish("error", found, point=_point_dict(group.case, inputs, 0))
-        raise _Stop
-    for state, sref, future in pending:
-        try:
-            cmp, seconds = future.result()
-        except Exception as exc:
-            status, reason = _exception_outcome(state.path, exc, opts.require)
-            state.finish(status, reason)
-            continue
-        state.elapsed += seconds
         state.add(cmp, sref.problem.N)
         if not cmp.ok:
             started = time.perf_counter()

@@ -218,8 +218,9 @@ def _columns(case: Case, dtype: str) -> _Columns:
     import torch
 
     key = (tuple(v.domain for v in case.variables for _ in range(v.size)), dtype)
-    if key in _COLUMNS:
-        return _COLUMNS[key]
+    cached = _COLUMNS.get(key)
+    if cached is not None:
+        return cached
     intervals = key[0]
     bounds = [iv.sample_bounds() for iv in intervals]
     lo = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
@@ -247,10 +248,9 @@ def _columns(case: Case, dtype: str) -> _Columns:
     uscale = (hi - lo) / 0.6
     log_low = torch.full_like(lo, math.log(LOG_LOW))
     log_span = big.log() - log_low
-    _COLUMNS[key] = _Columns(
-        lo, hi, big, exclude, clearance, table, counts, uscale, log_low, log_span
-    )
-    return _COLUMNS[key]
+    found = _Columns(lo, hi, big, exclude, clearance, table, counts, uscale, log_low, log_span)
+    _COLUMNS[key] = found
+    return found
 
 
 def _clear_rows(cols: _Columns, x: Any) -> Any:
