@@ -7,6 +7,7 @@ depend on it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 from typing import Any
 
@@ -484,3 +485,25 @@ def test_a_result_of_the_wrong_shape_is_an_error() -> None:
     bad, good = report.records
     assert bad.status == "error" and "ValueError: result has shape" in bad.reason
     assert good.status == "pass"
+
+
+def test_rows_a_path_moved_outside_the_domain_are_not_compared() -> None:
+    """A path that reports other points (``PathResult.inputs``) may leave the domain there;
+    whatever it gives at those rows, NaN included, is not compared."""
+    from verijac.paths._base import PathResult
+
+    x = scalar("x")
+    case = Case("log_moved", {"x": x}, sympy.log(x), {"x": (0.5, 4)})
+
+    def moved(problem: Problem) -> PathResult:
+        (xs,) = problem.inputs
+        shifted = xs.clone()
+        shifted[::2] = -1.0  # every other row leaves the domain
+        value = torch.where(shifted > 0, 1 / shifted, torch.nan).reshape(-1, 1, 1)
+        return PathResult(value, inputs=(shifted,))
+
+    path = Path("t.moved", "func", "jacobian", "moved", moved, batched=True)
+    report = run([case], paths=[path], seed=0, dtypes="float64", **FAST)
+    (rec,) = report.records
+    assert rec.status == "pass", rec.reason
+    assert rec.max_abs is not None and math.isfinite(rec.max_abs)

@@ -296,8 +296,12 @@ class _Reference:
                 weight=weight,
             )
             if self.outside is not None:
+                # Rows outside the domain are not compared at all, whatever the path gives
+                # there (NaN included): they are skipped like unrepresentable entries.
                 rows = self.outside.reshape(-1, *[1] * (found.allowed.dim() - 1))
-                found.allowed = found.allowed.masked_fill(rows.to(found.allowed.device), math.inf)
+                keep = ~rows.to(found.allowed.device).expand_as(found.allowed)
+                found.in_range = keep if found.in_range is None else found.in_range & keep
+                found.allowed = found.allowed.masked_fill(~keep, math.inf)
             self.cache[key] = found
         return self.cache[key]
 
