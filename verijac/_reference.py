@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .paths._base import Problem
+from .paths._base import Problem, flat_hessian, flat_jacobian
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -85,56 +85,37 @@ def exact_values(case: Case, inputs: Sequence[Any]) -> Any:
 def exact_jacobian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`)."""
-    import torch
 
     if digits is not None:
         from ._precise import precise_jacobian
 
         return precise_jacobian(case, inputs, digits).to(_reference_device(inputs[0].device))
     args = _f64(inputs)
-    nested = case.torch_jacobian()(*args)
-    n_points = args[0].shape[0]
-    rows_o = nested if case.tuple_outputs else (nested,)
-    rows = []
-    for o, row in zip(case.outputs, rows_o):
-        blocks = row if case.tuple_inputs else (row,)
-        rows.append(
-            torch.cat(
-                [b.reshape(n_points, o.size, v.size) for v, b in zip(case.variables, blocks)], dim=2
-            )
-        )
-    return torch.cat(rows, dim=1)
+    return flat_jacobian(
+        case.torch_jacobian()(*args),
+        [o.shape for o in case.outputs],
+        [v.shape for v in case.variables],
+        tuple_outputs=case.tuple_outputs,
+        tuple_inputs=case.tuple_inputs,
+    )
 
 
 def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``:
     as in `exact_jacobian`)."""
-    import torch
 
     if digits is not None:
         from ._precise import precise_hessian
 
         return precise_hessian(case, inputs, digits).to(_reference_device(inputs[0].device))
     args = _f64(inputs)
-    nested = case.torch_hessian()(*args)
-    n_points = args[0].shape[0]
-    per_out = nested if case.tuple_outputs else (nested,)
-    rows = []
-    for o, grid in zip(case.outputs, per_out):
-        grid_rows = grid if case.tuple_inputs else ((grid,),)
-        block_rows = []
-        for vi, grow in zip(case.variables, grid_rows):
-            block_rows.append(
-                torch.cat(
-                    [
-                        b.reshape(n_points, o.size, vi.size, vj.size)
-                        for vj, b in zip(case.variables, grow)
-                    ],
-                    dim=3,
-                )
-            )
-        rows.append(torch.cat(block_rows, dim=2))
-    return torch.cat(rows, dim=1)
+    return flat_hessian(
+        case.torch_hessian()(*args),
+        [o.shape for o in case.outputs],
+        [v.shape for v in case.variables],
+        tuple_outputs=case.tuple_outputs,
+        tuple_inputs=case.tuple_inputs,
+    )
 
 
 def expected(computes: str, problem: Problem, jac: Any, hess: Any = None) -> Any:

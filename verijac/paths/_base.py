@@ -116,17 +116,15 @@ class Problem:
     # -- layout helpers -------------------------------------------------------------------------
     def split_inputs(self, flat: Any) -> tuple[Any, ...]:
         """``(N, n)`` → one tensor per input shaped ``(N, *in_shape)``."""
-        return _split(flat, self.in_shapes)
+        return split(flat, self.in_shapes)
 
     def split_outputs(self, flat: Any) -> tuple[Any, ...]:
         """``(N, m)`` → one tensor per output shaped ``(N, *out_shape)``."""
-        return _split(flat, self.out_shapes)
+        return split(flat, self.out_shapes)
 
     def flat_inputs(self, tensors: Sequence[Any]) -> Any:
         """One tensor per input ``(N, *in_shape)`` → ``(N, n)``."""
-        import torch
-
-        return torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
+        return flatten(tensors, self.in_shapes, 1)
 
     def flat_outputs(self, out: Any) -> Any:
         """The function's return value (tensor or tuple), batched → ``(N, m)``."""
@@ -140,27 +138,15 @@ class Problem:
         return tuple(tensors) if self.tuple_inputs else tensors[0]
 
     def flat_jacobian(self, nested: Any) -> Any:
-        """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``.
-
-        Args:
-            nested: blocks ``(N, *out_shape, *in_shape)`` nested [out][in]; blocks of one
-                point without a batch dimension get one added.
-        """
-        import torch
-
-        rows_o = nested if self.tuple_outputs else (nested,)
-        rows = []
-        for o_shape, row in zip(self.out_shapes, rows_o, strict=True):
-            blocks = row if self.tuple_inputs else (row,)
-            cols = []
-            for i_shape, b in zip(self.in_shapes, blocks, strict=True):
-                n_lead = b.dim() - len(o_shape) - len(i_shape)
-                b = b.reshape(*b.shape[:n_lead], _size(o_shape), _size(i_shape))
-                if n_lead == 0:
-                    b = b.unsqueeze(0)
-                cols.append(b)
-            rows.append(torch.cat(cols, dim=-1))
-        return torch.cat(rows, dim=-2)
+        """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``
+        (`flat_jacobian` with this problem's shapes)."""
+        return flat_jacobian(
+            nested,
+            self.out_shapes,
+            self.in_shapes,
+            tuple_outputs=self.tuple_outputs,
+            tuple_inputs=self.tuple_inputs,
+        )
 
     def unbatched(self, i: int) -> tuple[Any, ...]:
         """The inputs of point ``i`` without the batch dimension."""
@@ -174,13 +160,87 @@ def _size(shape: Shape) -> int:
     return out
 
 
-def _split(flat: Any, shapes: Sequence[Shape]) -> tuple[Any, ...]:
+def split(flat: Any, shapes: Sequence[Shape]) -> tuple[Any, ...]:
+    """``(*B, total)`` → one tensor per shape, ``(*B, *shape)`` (``B`` may be empty)."""
     out, pos = [], 0
+    lead = tuple(flat.shape[:-1])
     for s in shapes:
         k = _size(s)
-        out.append(flat[:, pos : pos + k].reshape(flat.shape[0], *s))
+        out.append(flat[..., pos : pos + k].reshape((*lead, *s)))
         pos += k
     return tuple(out)
+
+
+def flatten(tensors: Sequence[Any], shapes: Sequence[Shape], batch_ndim: int) -> Any:
+    """Tensors shaped ``(*B, *shape)`` → one ``(*B, total)`` tensor (``B`` has ``batch_ndim`` dims)."""
+    import torch
+
+    parts = [
+        t.reshape((*t.shape[:batch_ndim], _size(s))) for t, s in zip(tensors, shapes, strict=True)
+    ]
+    return torch.cat(parts, dim=-1)
+
+
+def flat_jacobian(
+    nested: Any,
+    out_shapes: Sequence[Shape],
+    in_shapes: Sequence[Shape],
+    *,
+    tuple_outputs: bool,
+    tuple_inputs: bool,
+) -> Any:
+    """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``.
+
+    Args:
+        nested: blocks ``(*batch, *out_shape, *in_shape)`` nested [out][in], a level present
+            only where the function returns / takes a tuple; a block with no batch dimension
+            (one point) gets one added.
+    """
+    import torch
+
+    rows_o = nested if tuple_outputs else (nested,)
+    rows = []
+    for o_shape, row in zip(out_shapes, rows_o, strict=True):
+        blocks = row if tuple_inputs else (row,)
+        cols = []
+        for i_shape, b in zip(in_shapes, blocks, strict=True):
+            n_lead = b.dim() - len(o_shape) - len(i_shape)
+            b = b.reshape(*b.shape[:n_lead], _size(o_shape), _size(i_shape))
+            cols.append(b.unsqueeze(0) if n_lead == 0 else b)
+        rows.append(torch.cat(cols, dim=-1))
+    return torch.cat(rows, dim=-2)
+
+
+def flat_hessian(
+    nested: Any,
+    out_shapes: Sequence[Shape],
+    in_shapes: Sequence[Shape],
+    *,
+    tuple_outputs: bool,
+    tuple_inputs: bool,
+) -> Any:
+    """A Hessian nested [out][in_i][in_j] (levels present as in torch) → ``(N, m, n, n)``.
+
+    Blocks are ``(*batch, *out_shape, *in_i_shape, *in_j_shape)``; a block with no batch
+    dimension (one point) gets one added. The output level is absent unless the function
+    returns a tuple; the input levels are absent unless it takes several tensors.
+    """
+    import torch
+
+    per_out = nested if tuple_outputs else (nested,)
+    rows = []
+    for o_shape, grid in zip(out_shapes, per_out, strict=True):
+        grid_rows = grid if tuple_inputs else ((grid,),)
+        block_rows = []
+        for i_shape, grow in zip(in_shapes, grid_rows, strict=True):
+            blocks = []
+            for j_shape, b in zip(in_shapes, grow, strict=True):
+                n_lead = b.dim() - len(o_shape) - len(i_shape) - len(j_shape)
+                b = b.reshape((*b.shape[:n_lead], _size(o_shape), _size(i_shape), _size(j_shape)))
+                blocks.append(b.unsqueeze(0) if n_lead == 0 else b)
+            block_rows.append(torch.cat(blocks, dim=-1))
+        rows.append(torch.cat(block_rows, dim=-2))
+    return torch.cat(rows, dim=-3)
 
 
 @dataclass(frozen=True)

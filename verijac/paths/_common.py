@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ._base import Problem, Unsupported, _size
+from ._base import flat_hessian as _flat_hessian
+from ._base import flatten as flatten  # re-exported: the families import layout helpers here
+from ._base import split as split  # re-exported with flatten
 
 # -- torch errors that mean "this path does not apply to this function" -----------------------
 #: Per capability, the messages torch gives when a function lacks it. Only the capabilities a
@@ -114,27 +117,6 @@ def leaves(tensors: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(t.detach().clone().requires_grad_(True) for t in tensors)
 
 
-def flatten(tensors: Sequence[Any], shapes: Sequence[tuple[int, ...]], batch_ndim: int) -> Any:
-    """Tensors shaped ``(*B, *shape)`` → one ``(*B, total)`` tensor (``B`` has ``batch_ndim`` dims)."""
-    import torch
-
-    parts = [
-        t.reshape((*t.shape[:batch_ndim], _size(s))) for t, s in zip(tensors, shapes, strict=True)
-    ]
-    return torch.cat(parts, dim=-1)
-
-
-def split(flat: Any, shapes: Sequence[tuple[int, ...]]) -> tuple[Any, ...]:
-    """``(*B, total)`` → one tensor per shape, ``(*B, *shape)``."""
-    out, pos = [], 0
-    lead = tuple(flat.shape[:-1])
-    for s in shapes:
-        k = _size(s)
-        out.append(flat[..., pos : pos + k].reshape((*lead, *s)))
-        pos += k
-    return tuple(out)
-
-
 def onehot(k: int, shapes: Sequence[tuple[int, ...]], like: Any, lead: Sequence[int] = ()) -> Any:
     """The one-hot vector ``e_k`` split into ``shapes`` and broadcast to ``(*lead, *shape)``."""
     import torch
@@ -145,28 +127,15 @@ def onehot(k: int, shapes: Sequence[tuple[int, ...]], like: Any, lead: Sequence[
 
 
 def flat_hessian(problem: Problem, nested: Any) -> Any:
-    """A Hessian nested [out][in_i][in_j] (levels present as in torch) → ``(N, m, n, n)``.
-
-    Blocks are ``(*batch, *out_shape, *in_i_shape, *in_j_shape)``; a block with no batch
-    dimension (one point) gets one added. The output level is absent unless the case returns
-    a tuple; the input levels are absent unless it takes several tensors.
-    """
-    import torch
-
-    per_out = nested if problem.tuple_outputs else (nested,)
-    rows = []
-    for o_shape, grid in zip(problem.out_shapes, per_out, strict=True):
-        grid_rows = grid if problem.tuple_inputs else ((grid,),)
-        block_rows = []
-        for i_shape, grow in zip(problem.in_shapes, grid_rows, strict=True):
-            blocks = []
-            for j_shape, b in zip(problem.in_shapes, grow, strict=True):
-                n_lead = b.dim() - len(o_shape) - len(i_shape) - len(j_shape)
-                b = b.reshape((*b.shape[:n_lead], _size(o_shape), _size(i_shape), _size(j_shape)))
-                blocks.append(b.unsqueeze(0) if n_lead == 0 else b)
-            block_rows.append(torch.cat(blocks, dim=-1))
-        rows.append(torch.cat(block_rows, dim=-2))
-    return torch.cat(rows, dim=-3)
+    """A Hessian nested as torch returns it → ``(N, m, n, n)`` (`paths._base.flat_hessian`
+    with the problem's shapes)."""
+    return _flat_hessian(
+        nested,
+        problem.out_shapes,
+        problem.in_shapes,
+        tuple_outputs=problem.tuple_outputs,
+        tuple_inputs=problem.tuple_inputs,
+    )
 
 
 def per_point(problem: Problem, body: Callable[[int], Any]) -> Any:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._base import BehaviourMismatch, Path, Problem, Unsupported, register_path
-from ._common import converting, flatten, leaves, outputs_tuple, quiet_vmap_fallback
+from ._common import converting, flatten, leaves, outputs_tuple, quiet_vmap_fallback, split
 
 #: Rows of a batch that `batch_consistency` also evaluates one at a time.
 PER_POINT_ROWS = 8
@@ -135,20 +135,9 @@ def _vjp(
     """
     from ._common import grads
 
-    parts = _split(cots if bnd else cots[0], problem.out_shapes)
+    parts = split(cots if bnd else cots[0], problem.out_shapes)
     found = grads(outs, xs, parts, retain_graph=True)
     return _as_rows(flatten(found, problem.in_shapes, bnd).detach(), bnd)
-
-
-def _split(flat: Any, shapes: Sequence[tuple[int, ...]]) -> tuple[Any, ...]:
-    """``(*B, total)`` → one tensor per shape ``(*B, *shape)`` (``B`` may be empty)."""
-    out, pos = [], 0
-    lead = tuple(flat.shape[:-1])
-    for s in shapes:
-        k = math.prod(s)
-        out.append(flat[..., pos : pos + k].reshape((*lead, *s)))
-        pos += k
-    return tuple(out)
 
 
 def _first_row(point: int | None, row: int) -> int:
@@ -305,7 +294,7 @@ def grad_metadata(problem: Problem) -> None:
                     "case's output shape after the batch dimension)"
                 )
         c = _rows(problem, problem.cotangents, point)
-        cots = _split(c if bnd else c[0], problem.out_shapes)
+        cots = split(c if bnd else c[0], problem.out_shapes)
         pairs = [(o, g) for o, g in zip(outs, cots, strict=True) if o.requires_grad]
         if not pairs:
             return
@@ -338,7 +327,7 @@ def _one_point(problem: Problem, row: int) -> tuple[Any, Any]:
     xs = leaves(problem.unbatched(row))
     outs = outputs_tuple(problem, problem.func(*xs))
     value = flatten([o.detach() for o in outs], problem.out_shapes, 0)
-    cots = _split(problem.cotangents[row], problem.out_shapes)
+    cots = split(problem.cotangents[row], problem.out_shapes)
     grad = flatten(grads(outs, xs, cots, retain_graph=False), problem.in_shapes, 0)
     return value, grad.detach()
 
