@@ -259,3 +259,12 @@ def test_unlocated_comparison_edge_cases() -> None:
     assert b.check(act, cond=torch.full_like(exp, 1e-3), locate=False).ok
     empty = bound(torch.zeros(0, 3, dtype=torch.float64), dtype=torch.float32, tolerance=f32)
     assert empty.check(torch.zeros(0, 3), locate=False).ok
+
+
+def test_ulp_error_stays_defined_for_tiny_exact_values_with_zero_atol() -> None:
+    exp = torch.tensor([[1e-300, 1.0]], dtype=torch.float64)
+    tol = Tolerance(rtol=1e-7, atol=0.0, source="test")
+    from verijac._compare import bound
+
+    cmp = bound(exp, dtype=torch.float64, tolerance=tol).check(exp.clone(), locate=False)
+    assert cmp.ok and cmp.max_ulp == 0.0 and cmp.max_rel == 0.0

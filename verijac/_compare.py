@@ -301,6 +301,9 @@ def bound(
     inv_rel = torch.where(nz, mag, math.inf).reciprocal_()
     # Where nz, |e| >= tiny, so its ULP is eps·2**floor(log2 |e|) (a power of two: exact).
     inv_ulp = torch.where(nz, _power_of_two(mag), math.inf).reciprocal_().mul_(1 / info.eps)
+    # Below float64's 2**-971 (reachable with atol = 0) that overflows; a finite cap keeps
+    # 0 · inv_ulp at 0 instead of NaN.
+    inv_ulp.clamp_(max=torch.finfo(torch.float64).max)
     return Bound(e, allowed, dtype, tolerance, in_range, inv_rel, inv_ulp)
 
 
