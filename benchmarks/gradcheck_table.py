@@ -22,18 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from planted_ops import PLANTED, Planted
-
-from verijac._checkop import check_op
-
-SEEDS = range(10)
-PATHS = [
-    "reverse.vjp_random",
-    "reverse.accumulation",
-    "forward.dual",
-    "higher.double_backward",
-    "contract",
-]
+from planted_ops import PLANTED, SEEDS, Planted, check_planted
 
 
 def _inputs(planted: Planted, seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -70,18 +59,7 @@ COLUMNS: dict[str, Callable[[Callable[..., Any], Planted, int], bool]] = {
     "gradgradcheck f64": lambda op, p, s: _fails(
         torch.autograd.gradgradcheck, op, _inputs(p, s, torch.float64)
     ),
-    "verijac check_op": lambda op, p, s: (
-        not check_op(
-            op,
-            p.case,
-            seed=s,
-            max_examples=2,
-            batch_size=32,
-            paths=PATHS,
-            require=p.require,
-            dtypes=p.dtypes,
-        ).passed
-    ),
+    "verijac check_op": lambda op, p, s: not check_planted(p, op, s).passed,
 }
 
 

@@ -453,3 +453,32 @@ PLANTED: list[Planted] = [
 ]
 
 BY_NAME: dict[str, Planted] = {p.name: p for p in PLANTED}
+
+
+#: The seeds and paths of the planted-bug table (tests/test_planted_bugs.py and
+#: benchmarks/gradcheck_table.py measure the same thing).
+SEEDS = range(10)
+PATHS = [
+    "reverse.vjp_random",
+    "reverse.accumulation",
+    "forward.dual",
+    "higher.double_backward",
+    "contract",
+]
+
+
+def check_planted(planted: Planted, op: Any, seed: int) -> Any:
+    """`verijac.check_op` of ``op`` (the buggy op or its correct twin) against the planted
+    case, as the table runs it."""
+    from verijac import check_op
+
+    return check_op(
+        op,
+        planted.case,
+        seed=seed,
+        require=planted.require,
+        dtypes=planted.dtypes,
+        max_examples=2,
+        batch_size=32,
+        paths=PATHS,
+    )

@@ -8,37 +8,16 @@ accumulation, forward mode, double backward, the contract family), so that 12 bu
 from __future__ import annotations
 
 import pytest
-from planted_ops import BY_NAME, PLANTED, Planted
+from planted_ops import BY_NAME, PATHS, PLANTED, SEEDS, Planted, check_planted
 
-from verijac._checkop import check_op
-
-SEEDS = range(10)
-PATHS = [
-    "reverse.vjp_random",
-    "reverse.accumulation",
-    "forward.dual",
-    "higher.double_backward",
-    "contract",
-]
-OPTIONS = {"max_examples": 2, "batch_size": 32, "paths": PATHS}
-
-
-def _check(planted: Planted, op: object, seed: int):  # type: ignore[no-untyped-def]
-    return check_op(
-        op,  # type: ignore[arg-type]
-        planted.case,
-        seed=seed,
-        require=planted.require,
-        dtypes=planted.dtypes,
-        **OPTIONS,  # type: ignore[arg-type]
-    )
+from verijac import check_op
 
 
 @pytest.mark.parametrize("planted", PLANTED, ids=lambda p: p.name)
 def test_bug_is_caught_on_every_seed(planted: Planted) -> None:
     missed, crashed = [], []
     for seed in SEEDS:
-        report = _check(planted, planted.buggy, seed)
+        report = check_planted(planted, planted.buggy, seed)
         mismatches = [r for r in report.records if r.status == "mismatch"]
         if not mismatches:
             missed.append(seed)
@@ -54,7 +33,7 @@ def test_bug_is_caught_on_every_seed(planted: Planted) -> None:
 @pytest.mark.parametrize("planted", PLANTED, ids=lambda p: p.name)
 def test_correct_twin_passes_on_every_seed(planted: Planted) -> None:
     for seed in SEEDS:
-        report = _check(planted, planted.correct, seed)
+        report = check_planted(planted, planted.correct, seed)
         assert report.passed, f"seed {seed}:\n{report}"
 
 
@@ -71,14 +50,14 @@ def test_correct_twin_passes_on_every_seed(planted: Planted) -> None:
 )
 def test_the_path_meant_for_a_bug_catches_it(name: str, path: str) -> None:
     planted = BY_NAME[name]
-    report = _check(planted, planted.buggy, 0)
+    report = check_planted(planted, planted.buggy, 0)
     status = {r.path: r.status for r in report.records if r.dtype == "float64"}
     assert status[path] == "mismatch", report
 
 
 def test_forward_mode_bug_leaves_reverse_mode_passing() -> None:
     planted = BY_NAME["wrong_jvp"]
-    report = _check(planted, planted.buggy, 0)
+    report = check_planted(planted, planted.buggy, 0)
     for r in report.records:
         assert (r.status == "mismatch") == (r.path == "forward.dual"), r.message()
 
@@ -86,6 +65,9 @@ def test_forward_mode_bug_leaves_reverse_mode_passing() -> None:
 def test_detached_backward_without_require_is_still_not_a_pass() -> None:
     # torch differentiates through the detached backward silently, to a zero Hessian.
     planted = BY_NAME["detached_backward"]
-    report = check_op(planted.buggy, planted.case, seed=0, **OPTIONS)  # type: ignore[arg-type]
+    # Without the planted op's require=: the missing capability must still not pass.
+    report = check_op(
+        planted.buggy, planted.case, seed=0, max_examples=2, batch_size=32, paths=PATHS
+    )
     status = {r.path: r.status for r in report.records}
     assert status["higher.double_backward"] == "mismatch"

@@ -621,6 +621,22 @@ def _prefix(command: str, dirs: Sequence[str]) -> str:
     return shlex.join(parts)
 
 
+def _check_options(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The options `check` and `check-op` share, from the parsed command line."""
+    return {
+        "paths": args.path or None,
+        "devices": args.device or None,
+        "dtypes": args.dtype or None,
+        "seed": seed,
+        "max_examples": args.max_examples,
+        "batch_size": args.batch_size,
+        "time_budget": args.time_budget,
+        "profile": args.profile,
+        "tf32": args.tf32,
+        "reference_digits": args.reference_digits,
+    }
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from . import _runner
 
@@ -632,17 +648,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return _runner.run(
             cases,
             reproduce_prefix=_prefix("check", args.cases_dir),
-            paths=args.path or None,
-            devices=args.device or None,
-            dtypes=args.dtype or None,
-            seed=seed,
-            max_examples=args.max_examples,
-            batch_size=args.batch_size,
-            time_budget=args.time_budget,
-            profile=args.profile,
             on_record=on_record,
-            tf32=args.tf32,
-            reference_digits=args.reference_digits,
+            **_check_options(args, seed),
         )
 
     return _execute(args, label="check", n_cases=len(cases), total=total, run=run)
@@ -696,18 +703,9 @@ def _cmd_check_op(args: argparse.Namespace) -> int:
         return check_op(
             op,
             case,
-            paths=args.path or None,
-            devices=args.device or None,
-            dtypes=args.dtype or None,
-            seed=seed,
-            max_examples=args.max_examples,
-            batch_size=args.batch_size,
-            time_budget=args.time_budget,
-            profile=args.profile,
             on_record=on_record,
-            tf32=args.tf32,
-            reference_digits=args.reference_digits,
             require=tuple(args.require),
+            **_check_options(args, seed),
         )
 
     return _execute(args, label="check-op", n_cases=1, total=total, run=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +12,19 @@ if TYPE_CHECKING:
     from ._case import Case
 
 
+_UNUSED: weakref.WeakKeyDictionary[Any, tuple[bool, ...]] = weakref.WeakKeyDictionary()
+
+
 def unused_inputs(case: Case) -> tuple[bool, ...]:
-    """Per input, whether no output depends on it (its Jacobian columns are exactly zero)."""
-    out = []
-    for v in case.variables:
-        syms = set(v.symbols)
-        out.append(not any(e.free_symbols & syms for e in case.out_exprs))
-    return tuple(out)
+    """Per input, whether no output depends on it (its Jacobian columns are exactly zero);
+    cached per case (it walks the expressions)."""
+    if case not in _UNUSED:
+        out = []
+        for v in case.variables:
+            syms = set(v.symbols)
+            out.append(not any(e.free_symbols & syms for e in case.out_exprs))
+        _UNUSED[case] = tuple(out)
+    return _UNUSED[case]
 
 
 def make_problem(

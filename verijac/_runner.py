@@ -19,7 +19,6 @@ import shlex
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -519,34 +518,16 @@ def _exception_outcome(path: Path, exc: BaseException, require: frozenset[str]) 
 # -- evaluation ----------------------------------------------------------------------------
 
 
-_UNUSED: weakref.WeakKeyDictionary[Any, tuple[bool, ...]] = weakref.WeakKeyDictionary()
-
-
-def _unused_inputs(case: Case) -> tuple[bool, ...]:
-    """`verijac._reference.unused_inputs`, cached per case (it walks the expressions)."""
-    if case not in _UNUSED:
-        from ._reference import unused_inputs
-
-        _UNUSED[case] = unused_inputs(case)
-    return _UNUSED[case]
-
-
 def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
-    from .paths._base import Problem
+    from ._reference import make_problem
 
-    case, ref = group.case, inputs[0]
-    return Problem(
+    return make_problem(
+        group.case,
+        inputs,
         func=group.func,
-        inputs=tuple(inputs),
-        in_shapes=tuple(v.shape for v in case.variables),
-        out_shapes=tuple(o.shape for o in case.outputs),
-        tuple_inputs=case.tuple_inputs,
-        tuple_outputs=case.tuple_outputs,
-        tangents=t.to(dtype=ref.dtype, device=ref.device),
-        cotangents=c.to(dtype=ref.dtype, device=ref.device),
+        tangents=t,
+        cotangents=c,
         pointwise=group.opts.pointwise,
-        unused_inputs=_unused_inputs(case),
-        extra={"case": case},
     )
 
 

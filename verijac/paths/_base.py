@@ -148,6 +148,17 @@ class Problem:
             tuple_inputs=self.tuple_inputs,
         )
 
+    def flat_hessian(self, nested: Any) -> Any:
+        """A Hessian nested as torch returns it → ``(N, m, n, n)`` (`flat_hessian` with this
+        problem's shapes)."""
+        return flat_hessian(
+            nested,
+            self.out_shapes,
+            self.in_shapes,
+            tuple_outputs=self.tuple_outputs,
+            tuple_inputs=self.tuple_inputs,
+        )
+
     def unbatched(self, i: int) -> tuple[Any, ...]:
         """The inputs of point ``i`` without the batch dimension."""
         return tuple(x[i] for x in self.inputs)

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ._base import Problem, Unsupported, _size
-from ._base import flat_hessian as _flat_hessian
 from ._base import flatten as flatten  # re-exported: the families import layout helpers here
 from ._base import split as split  # re-exported with flatten
 
@@ -124,18 +123,6 @@ def onehot(k: int, shapes: Sequence[tuple[int, ...]], like: Any, lead: Sequence[
     e = torch.zeros(sum(_size(s) for s in shapes), dtype=like.dtype, device=like.device)
     e[k] = 1
     return tuple(p.expand((*lead, *p.shape)).clone() for p in split(e, shapes))
-
-
-def flat_hessian(problem: Problem, nested: Any) -> Any:
-    """A Hessian nested as torch returns it → ``(N, m, n, n)`` (`paths._base.flat_hessian`
-    with the problem's shapes)."""
-    return _flat_hessian(
-        nested,
-        problem.out_shapes,
-        problem.in_shapes,
-        tuple_outputs=problem.tuple_outputs,
-        tuple_inputs=problem.tuple_inputs,
-    )
 
 
 def per_point(problem: Problem, body: Callable[[int], Any]) -> Any:

@@ -17,7 +17,6 @@ from ._common import (
     argnums,
     converting,
     fixed_row0,
-    flat_hessian,
     flatten,
     group_rows,
     groups,
@@ -91,7 +90,7 @@ def _second_order(outer: str, inner: str, *, scalar: bool = False) -> Callable[[
         if "jacrev" in (outer, inner) or outer == "hessian":
             uses.add("double_backward")
         with converting(uses, func=True, scalar=scalar), quiet_vmap_fallback():
-            return flat_hessian(problem, torch.func.vmap(fn)(*problem.inputs)).detach()
+            return problem.flat_hessian(torch.func.vmap(fn)(*problem.inputs)).detach()
 
     return run
 

@@ -13,7 +13,6 @@ from typing import Any
 from ._base import BehaviourMismatch, Path, Problem, Unsupported, register_path
 from ._common import (
     converting,
-    flat_hessian,
     flatten,
     outputs_tuple,
     per_point,
@@ -132,7 +131,7 @@ def hessian(problem: Problem) -> Any:
 
     def one(i: int) -> Any:
         nested = torch.autograd.functional.hessian(problem.func, _point(problem, i))
-        return flat_hessian(problem, nested)[0].detach()
+        return problem.flat_hessian(nested)[0].detach()
 
     with converting({"double_backward"}, scalar=True):
         return per_point(problem, one)
