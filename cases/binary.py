@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sympy
 import torch
-from verijac_cases import second_order
 
 from verijac import Case, KnownPoint, scalar
 
@@ -31,14 +30,6 @@ binary_pow = Case(
     ],
     tags=_SMOOTH,
     torch_impl=torch.pow,
-    # y = 0 is drawn often (a special value): every seed shows it.
-    known_failures=second_order(
-        "torch.pow masks its derivative with respect to the base to 0 where the exponent is 0 "
-        "(where(y == 0, 0, grad·y·x^(y−1))), which also zeroes that derivative's derivative "
-        "with respect to the exponent: at y = 0 every second-order path returns "
-        "∂²f/∂y∂x = 0 where the exact value is 1/x (1 at x = 1), so the Hessian is not even "
-        "symmetric (∂²f/∂x∂y, through the exponent's derivative x^y·ln x, is right)."
-    ),
     description="x**y with a positive base (torch.pow)",
 )
 

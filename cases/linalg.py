@@ -13,7 +13,6 @@ from typing import Any
 
 import sympy
 import torch
-from verijac_cases import second_order
 
 from verijac import Case, KnownPoint, array
 
@@ -70,13 +69,6 @@ linalg_det_2x2 = Case(
     ],
     tags=_SCALAR | {"polynomial"},
     torch_impl=torch.linalg.det,
-    known_failures=second_order(
-        "torch differentiates det through an LU solve with A (det·A⁻ᵀ), which is accurate "
-        "normwise but not entrywise: the float32 Hessian, exactly 0 or ±1 everywhere, comes "
-        "out 5.5e-5 off at A = [[−1.1, 3.8], [−1, 3.2]] (det 0.28), an error that grows with "
-        "κ(A) while the exact Hessian does not depend on A at all.",
-        dtype="float32",
-    ),
     description="det of a 2×2 matrix, singular matrices excluded (torch.linalg.det)",
 )
 
@@ -104,14 +96,6 @@ linalg_det_3x3 = Case(
     ],
     tags=_SCALAR | {"polynomial"},
     torch_impl=torch.linalg.det,
-    known_failures=second_order(
-        "torch differentiates det through LU solves with A (det·A⁻ᵀ, then again), which is not "
-        "backward stable for second derivatives: in float32 the Hessian's error grows like "
-        "κ(A)²·eps (random A in [−2, 2] with |det A| ≥ 0.1: up to 2e-3 absolute at κ(A) = 230; "
-        "4.7e-5 at κ(A) = 79 where the exact entry is 0), while the exact Hessian, whose "
-        "entries are entries of A, moves by ~eps when A moves by a few roundoffs.",
-        dtype="float32",
-    ),
     description="det of a 3×3 matrix, singular matrices excluded (torch.linalg.det)",
 )
 
@@ -138,13 +122,6 @@ linalg_inv_2x2 = Case(
     ],
     tags=_ARRAY,
     torch_impl=torch.linalg.inv,
-    known_failures=second_order(
-        "torch's double backward of inv is a product of A⁻¹ factors, accurate normwise but not "
-        "entrywise: in float32 an entry that is exactly 0 came out 5.6e-5 at "
-        "A = [[−0.02067, 0], [−5, −4.95]], above verijac's entrywise bound; the same mechanism "
-        "as linalg_solve_2x2 at well-conditioned A.",
-        dtype="float32",
-    ),
     description="the inverse of a 2×2 matrix, det A = 0 excluded (torch.linalg.inv)",
 )
 
@@ -171,13 +148,6 @@ linalg_solve_2x2 = Case(
     ],
     tags=_ARRAY,
     torch_impl=torch.linalg.solve,
-    known_failures=second_order(
-        "torch's double backward of solve combines A⁻¹ products, accurate normwise but not "
-        "entrywise: in float32 a Hessian entry that is exactly 0 comes out 6.1e-5 (allowed 4e-5) "
-        "at the well-conditioned A = [[−0.483, 0], [0.5, −0.26]], b = [−4, −5] "
-        "(higher.jacfwd_jacfwd, seed 6).",
-        dtype="float32",
-    ),
     description="the solution x of A x = b for a 2×2 A, det A = 0 excluded (torch.linalg.solve)",
 )
 

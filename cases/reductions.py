@@ -10,7 +10,6 @@ from __future__ import annotations
 import sympy
 import torch
 import torch.nn.functional as F
-from verijac_cases import second_order
 
 from verijac import Case, KnownPoint, array
 
@@ -52,14 +51,6 @@ reduction_prod = Case(
     known=[KnownPoint(at={"x": [1, 2, 3, 4]}, value=24, jacobian=[24, 12, 8, 6])],
     tags=_SCALAR | {"polynomial"},
     torch_impl=lambda x: torch.prod(x, dim=-1),
-    known_failures=second_order(
-        "torch.prod's backward divides the product by each factor unless one is exactly 0, and "
-        "its double backward then subtracts prod/x_i² from prod/x_i²: for a small factor "
-        "this cancels catastrophically (float32 HVP 0.28 % off at x = [1, 1, −9e-6, 1]) and "
-        "for a subnormal one it overflows (NaN or −inf Hessian entries at x = [−2, 5e-309, 1, 1] "
-        "and x = [−1, 1, −2e-309, 0] in float64), where the exact entries are products of the "
-        "other factors."
-    ),
     description="Π x_i over a 4-vector (torch.prod(x, -1))",
 )
 

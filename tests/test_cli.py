@@ -225,8 +225,24 @@ def test_unsupported_is_not_a_failure(capsys: pytest.CaptureFixture[str]) -> Non
         "float64",
         *FAST,
     )
-    assert code == 0
+    # Nothing was checked: said, and not a pass.
+    assert code == 1
     assert "1 unsupported" in out.splitlines()[-1]
+    code, out, _ = _run(
+        capsys,
+        "check",
+        "--case",
+        "seed_grad_loop",
+        "--path",
+        "func.grad",
+        "--path",
+        "func.jacrev",
+        "--dtype",
+        "float64",
+        *FAST,
+    )
+    assert code == 0
+    assert "1 pass, 1 unsupported" in out.splitlines()[-1]
 
 
 def test_planted_bug_exits_1_and_its_reproduction_fails_the_same_way(

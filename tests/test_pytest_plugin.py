@@ -87,8 +87,11 @@ def test_matrix_skips_unsupported_and_honours_keyword_selection(pytester: pytest
 
 def test_matrix_is_not_collected_without_the_flag(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
-    result = pytester.runpytest(*BASE, "--verijac-case", "seed_grad_loop")
+    result = pytester.runpytest(*BASE, "--verijac-seed", "1")
     result.assert_outcomes(passed=1)
+    # A matrix option without --verijac would silently select nothing: a usage error.
+    result = pytester.runpytest(*BASE, "--verijac-case", "seed_grad_loop")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_unknown_case_is_one_collection_error(pytester: pytest.Pytester) -> None:
@@ -216,3 +219,26 @@ def test_matrix_under_xdist(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(*MATRIX, "-n", "2", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*PASSED verijac::seed_grad_loop-func.jacrev-cpu-float*"])
+
+
+# -- hostile input (issue 10, item 16) --------------------------------------------------------------
+
+
+def test_matrix_options_without_verijac_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--verijac-case", "seed_*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--verijac-case select(s) the --verijac matrix*"])
+
+
+def test_a_bad_fixture_argument_is_one_clear_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_bad(verijac_check):
+            verijac_check("elementwise_sin", bogus=1)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*verijac_check: unknown option(s) 'bogus'*"])
+    assert "Traceback" not in result.stdout.str()

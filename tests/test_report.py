@@ -91,7 +91,8 @@ def _report() -> Report:
 def test_counts_passed_and_failures() -> None:
     report = _report()
     assert report.counts() == {
-        "pass": 1, "mismatch": 1, "unsupported": 1, "error": 1, "skipped": 1, "xfail": 0, "xpass": 0
+        "pass": 1, "mismatch": 1, "unsupported": 1, "error": 1, "skipped": 1, "xfail": 0, "xpass": 0,
+            "known": 0,
     }  # fmt: skip
     assert not report.passed
     assert [r.status for r in report.failures] == ["mismatch", "error"]
@@ -132,7 +133,7 @@ def test_json_round_trip_is_strict_json(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     report.write_json(out)
     assert Report.from_json(out.read_text()).counts() == report.counts()
-    with pytest.raises(UsageError, match="not a verijac report"):
+    with pytest.raises(UsageError, match="not a verijac run file"):
         Report.from_json("{}")
 
 

@@ -49,6 +49,13 @@ if TYPE_CHECKING:
     from ._checkop import check_op as check_op
     from ._compare import compare as compare
     from ._compare import ulp_error as ulp_error
+    from ._defects import DefectError as DefectError
+    from ._defects import TorchDefect as TorchDefect
+    from ._defects import list_defects as list_defects
+    from ._defects import load_defect_file as load_defect_file
+    from ._defects import register_defect as register_defect
+    from ._diff import Diff as Diff
+    from ._diff import diff_runs as diff_runs
     from ._domain import Interval as Interval
     from ._functions import register_function as register_function
     from ._functions import unregister_function as unregister_function
@@ -59,7 +66,15 @@ if TYPE_CHECKING:
     from ._registry import register_case as register_case
     from ._report import Record as Record
     from ._report import Report as Report
+    from ._runfile import RunFileError as RunFileError
+    from ._runfile import load_run as load_run
+    from ._runfile import merge_runs as merge_runs
     from ._runner import check as check
+    from ._table_regress import regress as regress
+    from ._tables import Table as Table
+    from ._tables import build_table as build_table
+    from ._tables import read_table as read_table
+    from ._tables import write_table as write_table
     from ._textcase import case_from_text as case_from_text
     from ._textcase import load_case_file as load_case_file
     from ._tolerances import Tolerance as Tolerance
@@ -87,6 +102,21 @@ _LAZY: dict[str, str] = {
     "load_cases": "._registry",
     "register_case": "._registry",
     "check": "._runner",
+    "DefectError": "._defects",
+    "TorchDefect": "._defects",
+    "list_defects": "._defects",
+    "load_defect_file": "._defects",
+    "register_defect": "._defects",
+    "Diff": "._diff",
+    "diff_runs": "._diff",
+    "RunFileError": "._runfile",
+    "Table": "._tables",
+    "build_table": "._tables",
+    "read_table": "._tables",
+    "write_table": "._tables",
+    "regress": "._table_regress",
+    "load_run": "._runfile",
+    "merge_runs": "._runfile",
     "Record": "._report",
     "Report": "._report",
     "Tolerance": "._tolerances",
@@ -125,6 +155,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "Case",
     "CaseError",
+    "DefectError",
+    "Diff",
     "DomainError",
     "Interval",
     "KnownPoint",
@@ -134,9 +166,12 @@ __all__ = [
     "Problem",
     "Record",
     "Report",
+    "RunFileError",
     "ShapeError",
+    "Table",
     "TableError",
     "Tolerance",
+    "TorchDefect",
     "UnknownCaseError",
     "UnknownPathError",
     "UnsupportedFunctionError",
@@ -144,22 +179,32 @@ __all__ = [
     "VerijacError",
     "array",
     "assert_op",
+    "build_table",
     "case_from_text",
     "check",
     "check_op",
     "compare",
+    "diff_runs",
     "get_case",
     "get_path",
     "list_cases",
+    "list_defects",
     "list_paths",
     "load_case_file",
     "load_cases",
+    "load_defect_file",
+    "load_run",
+    "merge_runs",
     "parse",
+    "read_table",
     "register_case",
+    "register_defect",
     "register_function",
     "register_path",
+    "regress",
     "scalar",
     "strategies",
     "ulp_error",
     "unregister_function",
+    "write_table",
 ]

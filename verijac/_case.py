@@ -106,7 +106,9 @@ class Case:
     Args:
         name: unique identifier (letters, digits, underscores).
         inputs: input name → a real `sympy.Symbol` or an array of them (`verijac.array`, a
-            SymPy Array or Matrix). The order is the argument order of the function.
+            SymPy Array or Matrix). The order is the argument order of the function. Symbols
+            without assumptions become real ones; any other assumption (``positive``,
+            ``integer`` …) must follow from the domain.
         outputs: one expression, a tuple of expressions/arrays, or an Array/Matrix.
         domain: input name → ``(lo, hi)`` (closed), a `verijac.Interval` or a sign name
             (``"positive"``, …). Every input needs one.
@@ -118,13 +120,17 @@ class Case:
         known_failures: torch defects this case shows, each expected to fail:
             ``"PATH_GLOB"`` or ``"PATH_GLOB@DTYPE"`` (a path name, family or glob, optionally
             one dtype) → the reason, a sentence naming the torch behaviour. A matching
-            mismatch is reported as ``xfail``, a matching pass as ``xpass``.
+            mismatch is reported as ``xfail``, a matching pass as ``xpass``. A pattern that
+            selects no registered path is refused (a typo would silently match nothing).
         torch_impl: the torch implementation under test, called with one tensor per input;
             defaults to the function generated from the expressions.
         description: one line for listings.
 
     Raises:
-        CaseError: the case is malformed; the message says what and how to fix it.
+        CaseError: the case is malformed; the message says what and how to fix it. Among
+            the defects: a domain lying on a kink of the expressions (``Abs(x)`` on
+            ``[0, 0]``), a symbol assumption the domain does not imply, a constant float64
+            cannot hold (``oo``, ``gamma(1000)**3``).
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class Case:
     ) -> None:
         from ._validate import (
             as_expr,
+            check_kinks,
             check_known,
             check_margin,
             check_name,
@@ -175,7 +182,7 @@ class Case:
         self.torch_impl = torch_impl
         self.description = description
         self.known: tuple[KnownPoint, ...] = tuple(known) if known is not None else ()
-        check_outputs_real(self)
+        check_kinks(self, check_outputs_real(self))
         for point in self.known:
             check_known(self, point)
 
@@ -364,7 +371,7 @@ def _check_tolerances(
 
 def _check_known_failures(case: str, known: Mapping[str, str] | None) -> dict[str, str]:
     from ._errors import UsageError
-    from ._tolerances import dtype_name
+    from ._tolerances import check_path_pattern, dtype_name
 
     if known is None:
         return {}
@@ -381,6 +388,10 @@ def _check_known_failures(case: str, known: Mapping[str, str] | None) -> dict[st
                 f"case {case!r}: known_failures keys must be 'PATH_GLOB' or 'PATH_GLOB@DTYPE' "
                 f"strings, got {key!r}"
             )
+        try:
+            check_path_pattern(pattern, f"known_failures[{key!r}]")
+        except UsageError as exc:
+            raise CaseError(f"case {case!r}: {exc}") from None
         if at:
             try:
                 dtype = dtype_name(dtype)

@@ -11,6 +11,7 @@ instead of as a crash.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -109,13 +110,14 @@ def op_spec(op: Callable[..., Any]) -> str | None:
     return None
 
 
-def _reproduce_prefix(op: Callable[..., Any], require: frozenset[str], case: Case) -> str:
-    import os
+def _reproduce_prefix(
+    op: Callable[..., Any], require: frozenset[str], case: Case, spec: str | None = None
+) -> str:
     import shlex
 
     from ._registry import case_source
 
-    spec = op_spec(op) or "MODULE:ATTR"
+    spec = spec or op_spec(op) or "MODULE:ATTR"
     parts = ["verijac", "check-op", spec]
     source = case_source(case.name)
     if os.path.isfile(source):  # a case from a cases directory: the command must load it too
@@ -194,7 +196,9 @@ def _under_test(op: Callable[..., Any], case: Case, no_autograd: str | None) -> 
     def func(*args: Any) -> Any:
         if custom_op and _has_tangent(args):
             raise Unsupported(CUSTOM_OP_FORWARD_REASON)
-        return base(*args)
+        out = base(*args)
+        _check_outputs(out, args, case)
+        return out
 
     func.__name__ = getattr(op, "__name__", type(op).__name__)
     func.__qualname__ = getattr(op, "__qualname__", func.__name__)
@@ -202,6 +206,44 @@ def _under_test(op: Callable[..., Any], case: Case, no_autograd: str | None) -> 
     func.__wrapped__ = op  # type: ignore[attr-defined]
     setattr(func, CASE_ATTRIBUTE, case)
     return func
+
+
+def _check_outputs(out: Any, args: tuple[Any, ...], case: Case) -> None:
+    """What the op returned must be what the case describes: a tensor ``(*batch,
+    *output_shape)`` per output (a tuple exactly when the case's outputs are a tuple).
+
+    Raises:
+        ShapeError: another type, count or shape, in one line naming what was expected.
+    """
+    import torch
+
+    from ._errors import ShapeError
+
+    batch: tuple[int, ...] = ()
+    if args and isinstance(args[0], torch.Tensor):
+        lead = args[0].dim() - len(case.variables[0].shape)
+        batch = tuple(args[0].shape[: max(lead, 0)])
+    outs = out if case.tuple_outputs and isinstance(out, (tuple, list)) else (out,)
+    if case.tuple_outputs and not isinstance(out, (tuple, list)):
+        raise ShapeError(f"op must return a tuple of {len(case.outputs)} tensors, got {_kind(out)}")
+    if len(outs) != len(case.outputs):
+        raise ShapeError(f"op must return {len(case.outputs)} outputs, got {len(outs)}")
+    for k, (o, spec) in enumerate(zip(outs, case.outputs, strict=True)):
+        want = (*batch, *spec.shape)
+        label = f"output {k}" if case.tuple_outputs else "op"
+        if not isinstance(o, torch.Tensor):
+            raise ShapeError(f"{label} must return a tensor of shape {want}, got {_kind(o)}")
+        if tuple(o.shape) != want:
+            raise ShapeError(
+                f"{label} must return a tensor of shape {want} (batch {batch} + the case's "
+                f"output shape {tuple(spec.shape)}), got shape {tuple(o.shape)}"
+            )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"{type(value).__module__}.{type(value).__name__}" if value is not None else "None"
 
 
 def _probe_inputs(case: Case, device: str, *, pointwise: bool) -> tuple[Any, ...]:
@@ -232,7 +274,14 @@ def _accepts(op: Callable[..., Any], n_args: int) -> bool:
     return True
 
 
-def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) -> str | None:
+def _probe(
+    op: Callable[..., Any],
+    case: Case,
+    device: str,
+    *,
+    pointwise: bool,
+    seconds: float | None = None,
+) -> str | None:
     """Call ``op`` once at a point of the case: usage errors raise, a missing autograd formula
     is returned as the reason the derivative paths will give.
 
@@ -256,8 +305,13 @@ def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) 
         )
     except Exception:  # an empty domain is the runner's to report
         return None
+    from ._interrupt import TimeLimitExceeded, time_limit
+
     try:
-        out = op(*inputs)
+        with time_limit(seconds, "op"):
+            out = op(*inputs)
+    except TimeLimitExceeded:
+        return None  # the paths report the hang, each within its share of the budget
     except TypeError as exc:
         if _accepts(op, len(inputs)):
             return None  # a TypeError inside the op itself: the paths report it as an error
@@ -266,7 +320,7 @@ def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) 
             f"TypeError: {exc}; op must take exactly one tensor per input of case {case.name!r}, "
             "in that order"
         ) from None
-    except (Unsupported, Exception):
+    except (Unsupported, Exception, SystemExit):
         return None  # the paths report it, on each device and dtype
     outs = out if isinstance(out, (tuple, list)) else (out,)
     want = len(case.outputs) if case.tuple_outputs else 1
@@ -281,6 +335,8 @@ def _probe(op: Callable[..., Any], case: Case, device: str, *, pointwise: bool) 
             + (f"a tuple of {want} outputs" if case.tuple_outputs else "one tensor")
             + " (return a tuple exactly when the case's outputs are a tuple)"
         )
+    if not all(isinstance(o, torch.Tensor) for o in outs):
+        return None  # the paths report what the op returned instead of tensors
     try:
         grad_outputs = [
             torch.ones_like(o) for o in outs if isinstance(o, torch.Tensor) and o.requires_grad
@@ -329,6 +385,8 @@ def check_op(
     tolerances: PathTolerances | None = None,
     tf32: bool = False,
     reference_digits: int | None = None,
+    baseline: Report | str | os.PathLike[str] | None = None,
+    reproduce_as: str | None = None,
 ) -> Report:
     """Check a custom op's derivatives, and its autograd contract, against a case's exact math.
 
@@ -346,7 +404,13 @@ def check_op(
         require: capabilities the op must have: ``"forward_ad"`` (alias ``"forward"``),
             ``"vmap"``, ``"double_backward"`` (alias ``"double-backward"``), ``"compile"``. A
             path that relies on a required capability the op lacks is a mismatch instead of
-            unsupported.
+            unsupported. A failure that a known torch defect explains (for example
+            forward-over-forward through an ``autograd.Function``'s ``jvp``, see
+            docs/torch-defects.md) is ``xfail``, unless the path uses a required capability.
+        baseline: a run file or `Report`: failures it already had are ``known`` (see
+            `verijac.check`).
+        reproduce_as: the ``MODULE:ATTR`` reproduction lines name (default: found from
+            ``op``; the ``verijac check-op`` command passes what the user typed).
         pointwise: ``False`` when ``op`` cannot take a batch (it then gets one point at a
             time, without the batch dimension).
 
@@ -363,8 +427,6 @@ def check_op(
         UnknownCaseError: ``case`` names no registered case.
     """
     from ._runner import run
-    from .paths import contract  # noqa: F401  (registers the contract family)
-    from .paths._base import list_paths
 
     if not callable(op):
         raise UsageError(
@@ -373,17 +435,16 @@ def check_op(
         )
     the_case = _resolve_case(case)
     req = normalise_require(require)
-    no_autograd = _probe(op, the_case, _probe_device(devices), pointwise=pointwise)
-    # The contract family runs by default even where the catalogue does not list it.
-    extra = list_paths(family="contract") if paths is None else []
+    no_autograd = _probe(
+        op, the_case, _probe_device(devices), pointwise=pointwise, seconds=time_budget
+    )
     return run(
         [the_case],
         func_for=lambda _c: _under_test(op, the_case, no_autograd),
         pointwise=pointwise,
         require=req,
-        extra_paths=extra,
         command="check-op",
-        reproduce_prefix=_reproduce_prefix(op, req, the_case),
+        reproduce_prefix=_reproduce_prefix(op, req, the_case, reproduce_as),
         paths=paths,
         devices=devices,
         dtypes=dtypes,
@@ -396,6 +457,7 @@ def check_op(
         tf32=tf32,
         tolerances=tolerances,
         reference_digits=reference_digits,
+        baseline=baseline,
     )
 
 

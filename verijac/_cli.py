@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+#: Modules that add further sub-commands, each through ``add_commands(sub)`` (a sub-parser's
+#: ``func`` default takes the parsed arguments and returns the exit status). They must import
+#: cheaply: nothing heavy at module level.
+_COMMAND_MODULES = ("._runs_cli", "._table_cli", "._bench_cli", "._conformance_cli")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with errors as one line ``verijac: error: …`` and exit status 2."""
@@ -131,8 +136,26 @@ def _add_check_options(p: argparse.ArgumentParser, *, op: bool) -> None:
         help="evaluate the exact derivatives with mpmath at N digits (17-1000) and round "
         "once to float64, instead of the generated code in float64 (slower)",
     )
+    runs = p.add_argument_group("runs")
+    runs.add_argument(
+        "--baseline",
+        metavar="RUN.json",
+        help="a run file: failures it already had are reported as `known`, only new ones fail",
+    )
+    runs.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="write this run to the --baseline file afterwards (its failures become known)",
+    )
+    if not op:
+        runs.add_argument(
+            "--shard",
+            metavar="K/N",
+            help="check only the K-th of N deterministic slices of case × device × dtype "
+            "(join the shards' --json files with `verijac merge`)",
+        )
     out = p.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    out.add_argument("--json", metavar="FILE", help="write the run file (JSON; see `verijac diff`)")
     out.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML")
     out.add_argument("--quiet", "-q", action="store_true", help="only failures and the final line")
     out.add_argument("--no-progress", action="store_true", help="no progress on stderr")
@@ -185,12 +208,48 @@ def build_parser() -> _Parser:
     )
     _add_check_options(p, op=True)
     p.set_defaults(func=_cmd_check_op)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name, __package__).add_commands(sub)
     parser.commands = dict(sub.choices)
     return parser
 
 
+class _Escaped:
+    """A text stream that shows control characters as escapes (``\\x1b``), so that text from a
+    case or an op (descriptions, names, exception messages) cannot move the cursor, clear the
+    screen or fake a line. Newlines and tabs pass; the progress bar writes to `raw`."""
+
+    def __init__(self, raw: IO[str]) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        return self.raw.write(escape_controls(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+for _keep in ("\n", "\t"):
+    del _CONTROLS[ord(_keep)]
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters other than newline and tab written as ``\\xNN``."""
+    return text.translate(_CONTROLS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``verijac`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Escaped(out), _Escaped(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -201,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("verijac: error: choose a command: list, show, check or check-op", file=sys.stderr)
+        names = ", ".join(getattr(parser, "commands", {}))
+        print(f"verijac: error: choose a command: {names}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))
@@ -438,7 +498,9 @@ class _Progress:
     def __init__(
         self, total: int, n_cases: int, *, enabled: bool, stream: IO[str] | None = None
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        stream = stream if stream is not None else sys.stderr
+        # The bar redraws itself with \r: it writes past the escaping (its text is ours).
+        self.stream: IO[str] = getattr(stream, "raw", stream)
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.total = max(total, 1)
@@ -538,11 +600,11 @@ def _key(r: Record) -> float:
     return float("inf") if v is None or v != v else float(v)
 
 
-def _verdict(report: Report, elapsed: float, *, interrupted: bool) -> str:
+def _verdict(report: Report, elapsed: float, *, interrupted: bool, label: str = "check") -> str:
     counts = report.counts()
     parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
     word = "INTERRUPTED" if interrupted else ("PASSED" if report.passed else "FAILED")
-    return f"verijac check: {word}: {len(report.records)} checks ({parts or 'none ran'}) in {elapsed:.1f}s, seed={report.seed}"
+    return f"verijac {label}: {word}: {len(report.records)} checks ({parts or 'none ran'}) in {elapsed:.1f}s, seed={report.seed}"
 
 
 def _execute(
@@ -556,6 +618,7 @@ def _execute(
     """Run a check with progress, streamed failures, summary, files and exit status."""
     from ._report import Report
 
+    _check_outputs(args)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     out = sys.stdout
     digits = getattr(args, "reference_digits", None)
@@ -580,9 +643,11 @@ def _execute(
     report: Report
     try:
         report = run(seed, on_record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
-        report = Report(records=list(done), seed=seed, settings={"interrupted": True})
+        report = getattr(exc, "verijac_report", None) or Report(
+            records=list(done), seed=seed, settings={"interrupted": True}
+        )
     progress.finish()
     elapsed = time.perf_counter() - start
     if not args.quiet and report.records:
@@ -592,25 +657,86 @@ def _execute(
         report.write_json(args.json)
     if args.junit:
         report.write_junit(args.junit)
-    print(_verdict(report, elapsed, interrupted=interrupted), file=out, flush=True)
+    if args.update_baseline and not interrupted:
+        from ._runner import as_baseline
+
+        as_baseline(report).write_json(args.baseline)
+        print(f"verijac {label}: baseline written to {args.baseline}", file=out)
+    print(_verdict(report, elapsed, interrupted=interrupted, label=label), file=out, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED
+    if report.records and not report.checked:
+        reasons = sorted({r.reason for r in report.records})
+        print(
+            f"verijac {label}: nothing was checked: every record is unsupported or skipped "
+            f"({'; '.join(reasons[:3])})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _count(n_cases: int, args: argparse.Namespace, *, contract: bool = False) -> int:
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output files that cannot be written before the run, not after it.
+
+    Raises:
+        UsageError: an empty name, --json and --junit naming one file, a directory, a missing
+            or unwritable parent, or --update-baseline without --baseline.
+    """
+    if args.update_baseline and not args.baseline:
+        raise UsageError("--update-baseline needs --baseline FILE (the file to write)")
+    if args.baseline and not args.update_baseline:
+        from ._runfile import load_run
+
+        load_run(args.baseline)  # a broken baseline is a usage error before the run
+    named = [("--json", args.json), ("--junit", args.junit)]
+    if args.update_baseline:
+        named.append(("--baseline", args.baseline))
+    seen: dict[str, str] = {}
+    for option, name in named:
+        if name is None:
+            continue
+        if not name.strip():
+            raise UsageError(f"{option} needs a file name, got an empty one")
+        real = os.path.realpath(name)
+        if real in seen:
+            raise UsageError(
+                f"{seen[real]} and {option} name the same file {name!r}; give two files"
+            )
+        seen[real] = option
+        if os.path.isdir(real):
+            raise UsageError(f"{option} {name!r} is a directory; give a file name")
+        parent = os.path.dirname(real) or "."
+        if not os.path.isdir(parent):
+            raise UsageError(f"{option} {name!r}: the directory {parent!r} does not exist")
+        if not os.access(parent, os.W_OK) or (
+            os.path.exists(real) and not os.access(real, os.W_OK)
+        ):
+            raise UsageError(f"{option} {name!r} cannot be written (permission denied)")
+
+
+def _count(n_cases: int, args: argparse.Namespace, *, command: str = "check") -> int:
     """Records the run will produce (validates the path, device and dtype names first)."""
     from ._runner import resolve_devices, resolve_dtypes, resolve_paths
-    from .paths._base import list_paths
 
-    paths = resolve_paths(args.path or None)
-    if contract:  # check_op adds the contract family when no path is named
-        paths += [p for p in list_paths(family="contract") if all(p.name != q.name for q in paths)]
+    paths = resolve_paths(args.path or None, command=command)
     devices = resolve_devices(args.device or None)
     dtypes = resolve_dtypes(args.dtype or None)
     if not paths:
         raise UsageError("no path selected (see `verijac list --paths`)")
     return n_cases * len(paths) * len(devices) * len(dtypes)
+
+
+def _devices(args: argparse.Namespace) -> list[str]:
+    from ._runner import resolve_devices
+
+    return [d for d, _ in resolve_devices(args.device or None)]
+
+
+def _dtypes(args: argparse.Namespace) -> list[str]:
+    from ._runner import resolve_dtypes
+
+    return resolve_dtypes(args.dtype or None)
 
 
 def _prefix(command: str, dirs: Sequence[str]) -> str:
@@ -634,21 +760,28 @@ def _check_options(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "profile": args.profile,
         "tf32": args.tf32,
         "reference_digits": args.reference_digits,
+        "baseline": args.baseline if args.baseline and not args.update_baseline else None,
     }
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from . import _runner
+    from ._runfile import in_shard, parse_shard
 
     _load_dirs(args.cases_dir)
     cases = select_cases(args.case, args.tag)
     total = _count(len(cases), args)
+    if args.shard:
+        shard = parse_shard(args.shard)
+        groups = [(c.name, d, t) for c in cases for d in _devices(args) for t in _dtypes(args)]
+        total = total // max(len(groups), 1) * sum(in_shard(*g, shard) for g in groups)
 
     def run(seed: int, on_record: Callable[[Record], None]) -> Report:
         return _runner.run(
             cases,
             reproduce_prefix=_prefix("check", args.cases_dir),
             on_record=on_record,
+            shard=args.shard,
             **_check_options(args, seed),
         )
 
@@ -697,7 +830,7 @@ def _cmd_check_op(args: argparse.Namespace) -> int:
     _load_dirs(args.cases_dir)
     op = _import_target(args.target)
     case = get_case(args.case)
-    total = _count(1, args, contract=not args.path)
+    total = _count(1, args, command="check-op")
 
     def run(seed: int, on_record: Callable[[Record], None]) -> Report:
         return check_op(
@@ -705,6 +838,7 @@ def _cmd_check_op(args: argparse.Namespace) -> int:
             case,
             on_record=on_record,
             require=tuple(args.require),
+            reproduce_as=args.target,
             **_check_options(args, seed),
         )
 

@@ -23,7 +23,14 @@ from sympy.tensor.array import NDimArray
 
 from verijac._errors import ParseError
 
-__all__ = ["KNOWN_FUNCTIONS", "MAX_DEPTH", "MAX_TEXT_LENGTH", "parse", "parse_number"]
+__all__ = [
+    "KNOWN_FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_MINMAX_ARGS",
+    "MAX_TEXT_LENGTH",
+    "parse",
+    "parse_number",
+]
 
 MAX_TEXT_LENGTH = 100_000
 """Longest text `parse` accepts, in characters."""
@@ -69,6 +76,58 @@ def _logsumexp(*xs: Any) -> Any:
     return sympy.log(sympy.Add(*[sympy.exp(x) for x in xs]))
 
 
+MAX_MINMAX_ARGS = 16
+"""Most arguments one `Max`/`Min` in text may take, counting those of nested ones it absorbs.
+
+SymPy compares every pair of arguments whenever it builds a `Max`, and code generation and
+differentiation rebuild it many times: the Jacobian of a 32-argument `Max` took minutes."""
+_EVALUATED_MINMAX_ARGS = 8  # up to this many arguments, SymPy's own (quadratic) simplification
+
+
+def _minmax(cls: type[sympy.Max] | type[sympy.Min], *xs: Any) -> Any:
+    """`Max`/`Min` with a bounded number of arguments, built in time linear in their count.
+
+    SymPy compares every pair of arguments when it builds `Max(x0, …, xn)` (21 s for 100
+    arguments). Beyond a few arguments, exact duplicates are dropped and the numeric arguments
+    are folded into one, and the rest is kept unevaluated: the same function, built at once.
+    """
+    if not xs:
+        raise TypeError(f"{cls.__name__}() takes at least 1 argument (0 given)")
+    # SymPy flattens Max(Max(a, b), c) into Max(a, b, c): count what it would flatten.
+    count = sum(len(x.args) if isinstance(x, cls) else 1 for x in xs)
+    if count > MAX_MINMAX_ARGS:
+        raise ParseError(
+            f"expected at most {MAX_MINMAX_ARGS} arguments of {cls.__name__} (nested "
+            f"{cls.__name__} calls counted together), got {count}. SymPy's {cls.__name__} "
+            "costs time quadratic in its arguments at every rebuild; write the reduction "
+            "over fewer elements, or build the case in Python."
+        )
+    if len(xs) <= _EVALUATED_MINMAX_ARGS:
+        return cls(*xs)
+    args = list(xs)
+    if not all(isinstance(a, sympy.Expr) for a in args):
+        return cls(*args)  # let SymPy report the wrong argument
+    numbers = [a for a in args if a.is_number]
+    rest = list(dict.fromkeys(a for a in args if not a.is_number))
+    if numbers:
+        rest.append(cls(*numbers))
+    if len(rest) == 1:
+        return rest[0]
+    if len(rest) <= _EVALUATED_MINMAX_ARGS:
+        return cls(*rest)
+    return cls(*rest, evaluate=False)
+
+
+def _max(*xs: Any) -> Any:
+    """`Max(x1, ..., xn)`, built in linear time (see `_minmax`)."""
+    return _minmax(sympy.Max, *xs)
+
+
+def _min(*xs: Any) -> Any:
+    """`Min(x1, ..., xn)`, built in linear time (see `_minmax`)."""
+    return _minmax(sympy.Min, *xs)
+
+
 KNOWN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
     "csc": sympy.csc, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
@@ -76,13 +135,13 @@ KNOWN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tanh": sympy.tanh, "coth": sympy.coth, "sech": sympy.sech, "csch": sympy.csch,
     "asinh": sympy.asinh, "acosh": sympy.acosh, "atanh": sympy.atanh, "exp": sympy.exp,
     "log": sympy.log, "sqrt": sympy.sqrt, "cbrt": sympy.cbrt, "Abs": sympy.Abs, "sign": sympy.sign,
-    "Max": sympy.Max, "Min": sympy.Min, "floor": sympy.floor, "ceiling": sympy.ceiling,
+    "Max": _max, "Min": _min, "floor": sympy.floor, "ceiling": sympy.ceiling,
     "erf": sympy.erf, "erfc": sympy.erfc, "erfinv": sympy.erfinv, "gamma": sympy.gamma,
     "loggamma": sympy.loggamma, "digamma": sympy.digamma, "polygamma": sympy.polygamma,
     "zeta": sympy.zeta, "besselj": sympy.besselj, "bessely": sympy.bessely,
     "besseli": sympy.besseli, "besselk": sympy.besselk, "sinc": sympy.sinc,
-    "Heaviside": sympy.Heaviside, "Piecewise": sympy.Piecewise, "abs": sympy.Abs, "max": sympy.Max,
-    "min": sympy.Min, "lgamma": sympy.loggamma, "hypot": _hypot, "sigmoid": _sigmoid,
+    "Heaviside": sympy.Heaviside, "Piecewise": sympy.Piecewise, "abs": sympy.Abs, "max": _max,
+    "min": _min, "lgamma": sympy.loggamma, "hypot": _hypot, "sigmoid": _sigmoid,
     "softplus": _softplus, "expm1": _expm1, "log1p": _log1p, "logsumexp": _logsumexp,
 }  # fmt: skip
 """Function names `parse` understands, mapped to callables that build SymPy expressions."""

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CaseError, UsageError
+from ._errors import CaseError, UsageError, VerijacError
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -196,10 +196,46 @@ def _evaluate(
 
 
 def _rounded(fn: Callable[..., Any], args: list[Any], digits: int) -> list[float]:
+    """``fn(*args)`` at ``digits`` digits, each entry rounded once to float64.
+
+    At a removable singularity (0/0 in the expression, e.g. the derivative of sin(x)/x at 0)
+    an entry is the limit: the mean of the values at the point moved by ±10^-(digits/4)
+    relative, which the doubling of digits then settles like any other value.
+    """
     import mpmath
 
     with mpmath.workdps(digits):
-        return [_to_float(v) for v in fn(*args)]
+        try:
+            values = [_to_float(v) for v in fn(*args)]
+        except VerijacError:  # the case cannot be evaluated at all: say so
+            raise
+        except (ZeroDivisionError, ValueError, OverflowError):
+            values = [math.nan]
+        if all(math.isfinite(v) for v in values):
+            return values
+        # A quarter of the digits: the expression may cancel like 1/h**3 there, and the
+        # doubling of digits shrinks h with it, so the mean converges like h**2.
+        h = mpmath.mpf(10) ** (-(digits // 4))
+        try:
+            up = [_to_float(v) for v in fn(*[a + h * max(abs(a), 1) for a in args])]
+            down = [_to_float(v) for v in fn(*[a - h * max(abs(a), 1) for a in args])]
+        except VerijacError:
+            raise
+        except (ZeroDivisionError, ValueError, OverflowError):
+            return values if len(values) > 1 else [math.nan] * len(values)
+        if len(values) != len(up):
+            values = [math.nan] * len(up)
+        # A limit only where both sides agree: at a pole they do not (1/x: ±10^15).
+        return [
+            v
+            if math.isfinite(v)
+            else (u + d) / 2
+            if math.isfinite(u)
+            and math.isfinite(d)
+            and abs(u - d) <= max(1e-6 * max(abs(u), abs(d)), 1e3 * float(h))
+            else math.nan
+            for v, u, d in zip(values, up, down, strict=True)
+        ]
 
 
 def _same(a: list[float], b: list[float]) -> bool:

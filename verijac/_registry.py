@@ -59,7 +59,7 @@ def _ensure_loaded() -> None:
             if info.name.startswith("_"):
                 continue
             module = importlib.import_module(f"verijac_cases.{info.name}")
-            for case in getattr(module, "CASES", ()):
+            for case in module_cases(module, f"verijac_cases.{info.name}"):
                 register_case(case, source=f"verijac_cases.{info.name}")
         _text_cases(Path(verijac_cases.__path__[0]))
     except BaseException:
@@ -85,6 +85,40 @@ def _where(exc: BaseException, directory: Path) -> str:
         if frame.filename.startswith(root):
             found = f"{frame.filename}:{frame.lineno}: "
     return found
+
+
+def module_cases(module: object, source: str) -> list[Case]:
+    """The ``CASES`` a case module defines: a list or tuple of `verijac.Case` (none if absent).
+
+    Raises:
+        CaseError: ``CASES`` is not a list or tuple, or holds something that is not a Case;
+            the message names the file (``source``) and the item.
+    """
+    from ._case import Case
+
+    cases = getattr(module, "CASES", ())
+    if not isinstance(cases, (list, tuple)):
+        raise CaseError(
+            f"{source}: CASES must be a list of verijac.Case, got {_short(cases)} of type "
+            f"{type(cases).__name__}; write CASES = [verijac.Case(...), ...]"
+        )
+    for k, case in enumerate(cases):
+        if not isinstance(case, Case):
+            raise CaseError(
+                f"{source}: CASES[{k}] must be a verijac.Case, got {_short(case)} of type "
+                f"{type(case).__name__}; build it with verijac.Case(name, inputs=…, outputs=…, "
+                "domain=…)"
+            )
+    return list(cases)
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut to 80 characters (a module's value may be huge)."""
+    try:
+        text = repr(value)
+    except Exception:  # a user object whose __repr__ fails
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _text_cases(directory: Path) -> list[str]:
@@ -126,15 +160,28 @@ def load_cases(directory: str | os.PathLike[str]) -> list[str]:
         sys.modules[mod_name] = module
         try:
             spec.loader.exec_module(module)
-        except VerijacError:
-            raise
-        except Exception as exc:  # the user's own module failed to import
+        except KeyboardInterrupt:
             sys.modules.pop(mod_name, None)
-            raise CaseError(
-                f"could not load cases from {str(file)!r}: {_where(exc, path)}"
-                f"{type(exc).__name__}: {exc}"
+            raise
+        except VerijacError as exc:
+            sys.modules.pop(mod_name, None)
+            if str(file) in str(exc):
+                raise
+            raise type(exc)(
+                f"could not load cases from {str(file)!r}: {_where(exc, path)}{exc}"
             ) from None
-        for case in getattr(module, "CASES", ()):
+        except BaseException as exc:  # the user's module failed, or called sys.exit()
+            sys.modules.pop(mod_name, None)
+            what = (
+                f"it called sys.exit({exc.code!r}) while being imported"
+                if isinstance(exc, SystemExit)
+                else f"{type(exc).__name__}: {exc}".rstrip(": ")
+            )
+            raise CaseError(
+                f"could not load cases from {str(file)!r}: {_where(exc, path)}{what}; a case "
+                "module must import cleanly and define CASES = [verijac.Case(...), ...]"
+            ) from None
+        for case in module_cases(module, str(file)):
             register_case(case, source=str(file))
             names.append(case.name)
     names += _text_cases(path)

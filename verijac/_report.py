@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped", "xfail", "xpass")
+STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped", "xfail", "xpass", "known")
 _FLOAT_FIELDS = ("max_abs", "max_rel", "max_ulp", "rtol", "atol", "expected", "actual")
 
 
@@ -59,10 +59,21 @@ class Record:
     cotangent: list[float] | None = None
     allowed: float | None = None
     warnings: list[str] = field(default_factory=list)
+    #: What made this record an ``xfail``/``xpass`` or a ``known`` failure: ``"torch defect
+    #: ID"``, ``"case known_failures[KEY]"`` or ``"baseline"``; empty otherwise.
+    known: str = ""
+    #: The worst entry in the case's own terms (``∂out[1]/∂A[0,1]``); ``index`` is the same
+    #: entry in the flat layout of the path's result.
+    entry: str = ""
 
     @property
     def failed(self) -> bool:
         return self.status in ("mismatch", "error")
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """``(case, path, device, dtype)``: what identifies a record within a run."""
+        return (self.case, self.path, self.device, self.dtype)
 
     @property
     def label(self) -> str:
@@ -106,11 +117,16 @@ class Record:
             lines.append(f"  cotangent: {self.cotangent}")
         if self.expected is not None or self.actual is not None:
             where = f" at index {self.index}" if self.index is not None else ""
+            if self.entry:
+                where = f" at {self.entry} (index {self.index})"
             lines.append(f"  expected {_num(self.expected)}, actual {_num(self.actual)}{where}")
         if self.max_abs is not None:
             allowed = f" (allowed {_num(self.allowed)} there)" if self.allowed is not None else ""
+            rel = _num(self.max_rel)
+            if self.expected == 0 and (self.max_abs or 0) > 0 and not self.max_rel:
+                rel = "undefined (the exact value is 0)"
             lines.append(
-                f"  abs error {_num(self.max_abs)}, rel error {_num(self.max_rel)}, "
+                f"  abs error {_num(self.max_abs)}, rel error {rel}, "
                 f"{_num(self.max_ulp)} ULP; tolerance rtol={_num(self.rtol)}, atol={_num(self.atol)}{allowed}"
             )
         for w in self.warnings:
@@ -159,18 +175,29 @@ class Report:
     Attributes:
         records: one per case × path × device × dtype.
         seed: the run's seed (`verijac.check` with ``seed=`` reproduces it).
-        settings: torch and Hypothesis versions, the TF32 flag, profile, devices, dtypes …
+        settings: profile, batches, TF32 flag, devices, dtypes, tolerances, reference …
+        environment: versions the run measured (torch and its git hash, CUDA, cuDNN, device
+            names, Python, SymPy, Hypothesis, verijac).
+        cases: case name → hash of its expressions and domain (`verijac diff` tells a
+            changed case from a changed torch).
     """
 
     records: list[Record] = field(default_factory=list)
     seed: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    cases: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         """No mismatch and no error (unsupported, skipped, xfail and xpass records do not fail
         a check)."""
         return not self.failures
+
+    @property
+    def checked(self) -> int:
+        """Records whose path ran against the exact derivatives (not unsupported or skipped)."""
+        return sum(r.status not in ("unsupported", "skipped") for r in self.records)
 
     @property
     def failures(self) -> list[Record]:
@@ -196,13 +223,15 @@ class Report:
         lines = [
             f"verijac: {verdict}: {total} records, "
             + ", ".join(
-                f"{counts[s]} {s}" for s in STATUSES if counts[s] or s not in ("xfail", "xpass")
+                f"{counts[s]} {s}"
+                for s in STATUSES
+                if counts[s] or s not in ("xfail", "xpass", "known")
             )
             + f" (seed {self.seed}{self._reference_note()})"
         ]
         worst: dict[str, list[float]] = {}
         for r in self.records:
-            if r.max_abs is None or r.status == "xfail":  # a known defect: see its record
+            if r.max_abs is None or r.status in ("xfail", "known"):  # see its record
                 continue
             w = worst.setdefault(r.path, [0.0, 0.0, 0.0])
             for i, v in enumerate((r.max_abs, r.max_rel, r.max_ulp)):
@@ -233,34 +262,26 @@ class Report:
 
     # -- export --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "settings": self.settings,
-            "counts": self.counts(),
-            "records": [r.to_dict() for r in self.records],
-        }
+        """The run-file form (see `verijac.load_run`): schema and version, environment,
+        settings, case hashes, counts and every record."""
+        from ._runfile import run_dict
+
+        return run_dict(self)
 
     def to_json(self) -> str:
-        """Strict JSON (no NaN literals): seed, settings, counts and every record."""
+        """Strict JSON (no NaN literals) of `to_dict`."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Report:
-        """Rebuild a report written by `to_json`."""
-        from ._errors import UsageError
+        """Rebuild a report written by `to_json`.
 
-        try:
-            data = json.loads(text)
-            return cls(
-                records=[Record.from_dict(r) for r in data["records"]],
-                seed=int(data["seed"]),
-                settings=dict(data.get("settings", {})),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(
-                f"not a verijac report: {type(exc).__name__}: {exc}; expected the output of "
-                "Report.to_json()"
-            ) from None
+        Raises:
+            RunFileError: the text is not a valid run file (the message says what is wrong).
+        """
+        from ._runfile import parse_run
+
+        return parse_run(text)
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         """Write `to_json` to ``path`` atomically (never a half-written file).
@@ -285,7 +306,9 @@ class Report:
             tests=str(len(self.records)),
             failures=str(counts["mismatch"]),
             errors=str(counts["error"]),
-            skipped=str(counts["unsupported"] + counts["skipped"] + counts["xfail"]),
+            skipped=str(
+                counts["unsupported"] + counts["skipped"] + counts["xfail"] + counts["known"]
+            ),
             time=f"{sum(r.duration for r in self.records):.3f}",
         )
         props = ET.SubElement(suite, "properties")
@@ -307,9 +330,9 @@ class Report:
                 ET.SubElement(tc, "error", message=first, type="error").text = r.message()
             elif r.status in ("unsupported", "skipped"):
                 ET.SubElement(tc, "skipped", message=f"{r.status}: {r.reason}")
-            elif r.status == "xfail":
+            elif r.status in ("xfail", "known"):
                 ET.SubElement(
-                    tc, "skipped", message=f"xfail: {r.reason}", type="xfail"
+                    tc, "skipped", message=f"{r.status}: {r.reason}", type=r.status
                 ).text = r.message()
             elif r.status == "xpass":
                 ET.SubElement(tc, "system-out").text = f"xpass: {r.reason}"
@@ -330,7 +353,9 @@ class Report:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then move it into place.
 
-    The text is built before anything is opened, and a failure leaves the old file (or none).
+    The text is built before anything is opened, and a failure or an interrupt leaves the old
+    file (or none) and no temporary file. A symlink is written through to its target; an
+    existing file keeps its permissions, a new one gets 0666 less the umask.
 
     Raises:
         UsageError: the directory or file cannot be written.
@@ -339,17 +364,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
     from ._errors import UsageError
 
-    target = os.fspath(path)
+    name = os.fspath(path)
+    # Through a symlink to its target: replacing the link itself would cut it.
+    target = os.path.realpath(name) if os.path.islink(name) else name
     directory = os.path.dirname(target) or "."
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except OSError:  # a new file gets what open() would give it: 0666 less the umask
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     try:
         fd, tmp = tempfile.mkstemp(
             prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
         )
     except OSError as exc:
-        raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write {name!r}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as exc:
         raise UsageError(f"cannot write {target!r}: {exc.strerror or exc}") from None

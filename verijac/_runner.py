@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import math
+import os
 import random
 import shlex
 import threading
@@ -26,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._compare import Bound, Comparison, bound, weights
 from ._errors import UsageError, VerijacError
+from ._interrupt import interruptible, raise_if_interrupted, time_limit
 from ._precise import check_digits, describe
 from ._report import Record, Report
+from ._runfile import case_hash, environment, in_shard, load_run, parse_shard
 from ._tolerances import (
     COMPUTES_ORDER,
     COND_ULPS,
@@ -97,10 +100,10 @@ def resolve_cases(cases: Any = None) -> list[Case]:
     return out
 
 
-def resolve_paths(paths: Any = None) -> list[Path]:
+def resolve_paths(paths: Any = None, *, command: str = "check") -> list[Path]:
     """Paths from names, globs, family names, `Path` objects or a list of those.
 
-    ``None`` is every path that is not opt-in.
+    ``None`` is every path ``command`` runs by default (not opt-in; `Path.default_for`).
 
     Raises:
         UsageError: a glob or family matches nothing, or an item has another type.
@@ -109,7 +112,7 @@ def resolve_paths(paths: Any = None) -> list[Path]:
     from .paths._base import FAMILIES, Path, get_path, list_paths
 
     if paths is None:
-        return list_paths(include_opt_in=False)
+        return list_paths(default_for=command)
     out: list[Path] = []
     for item in _as_list(paths):
         if isinstance(item, Path):
@@ -381,8 +384,9 @@ class _Reference:
         self.cache["moved"].append(ref)
         return ref
 
-    def defect(self, second_order: bool) -> str:
-        """``"case defect: …"`` when the reference is not finite at some point, else ``""``."""
+    def defect(self, second_order: bool) -> tuple[str, int]:
+        """``("case defect: …", row)`` when the reference is not finite at some point (row:
+        the first such point), else ``("", 0)``."""
         import torch
 
         for what, value in (
@@ -397,9 +401,10 @@ class _Reference:
             kind = "NaN" if bool(torch.isnan(value[row]).any()) else "inf"
             return (
                 f"case defect: reference is {kind} at {_point_dict(self.case, self.inputs, row)} "
-                f"(exact {what}) inside the declared domain; narrow the domain or exclude the point"
+                f"(exact {what}) inside the declared domain; narrow the domain or exclude the point",
+                row,
             )
-        return ""
+        return "", 0
 
 
 def _point_dict(case: Case, inputs: Sequence[Any], row: int) -> dict[str, Any]:
@@ -443,6 +448,8 @@ class _PathState:
     max_ulp: float = 0.0
     fields: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0  # seconds spent in this path's calls and comparisons
+    #: Seconds one call of the path may take (``None``: unbounded); set from the time budget.
+    timeout: float | None = None
     warnings: set[str] = field(default_factory=set)  # distinct warnings torch raised in the path
 
     def add(self, cmp: Comparison, n: int) -> None:
@@ -467,6 +474,9 @@ class _Group:
     states: list[_PathState]
     opts: _Options
     batches: int = 0
+    #: Kinds of op in the function's autograd graph (`verijac._defects.op_kinds`), found at
+    #: the first batch; known torch defects may be scoped by them.
+    op_kinds: frozenset[str] = frozenset()
 
     @cached_property
     def tdtype(self) -> Any:
@@ -512,7 +522,22 @@ def _exception_outcome(path: Path, exc: BaseException, require: frozenset[str]) 
         return "unsupported", str(exc) or f"path {path.name!r} does not apply"
     if isinstance(exc, BehaviourMismatch):
         return "mismatch", str(exc)
-    return "error", f"{type(exc).__name__}: {exc}"
+    return "error", f"{type(exc).__name__}: {exc}{_where(exc)}"
+
+
+def _where(exc: BaseException) -> str:
+    """`` (raised at FILE:LINE in FUNC)`` for the innermost frame outside verijac, torch and
+    Hypothesis: the line of the user's op, where there is one."""
+    import traceback
+
+    skip = (os.sep + "verijac" + os.sep, os.sep + "torch" + os.sep, os.sep + "hypothesis" + os.sep)
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not any(s in f.filename for s in skip)
+    ]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (raised at {f.filename}:{f.lineno} in {f.name})"
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -529,6 +554,10 @@ def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
         cotangents=c,
         pointwise=group.opts.pointwise,
     )
+
+
+#: With a time budget, one path call may always take this long, even when the budget is spent.
+MIN_PATH_SECONDS = 2.0
 
 
 #: At most this many distinct warnings are kept per record.
@@ -567,7 +596,7 @@ def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] 
     from .paths._base import PathResult
 
     path = state.path
-    with _path_warnings(state):
+    with _path_warnings(state), time_limit(state.timeout, f"path {path.name!r}"):
         result = path.run(ref.problem)
     moved = None
     if isinstance(result, PathResult):
@@ -613,22 +642,36 @@ def _batch(group: _Group, batch: Any) -> None:
     group.batches += 1
     dev = group.device
     inputs = tuple(x.to(dev) for x in batch.inputs)
+    if group.batches == 1:
+        limit = (
+            None
+            if opts.deadline is None
+            else max(opts.deadline - time.perf_counter(), MIN_PATH_SECONDS)
+        )
+        group.op_kinds = _op_kinds(group.func, inputs, limit)
     full = _problem(group, inputs, batch.tangents, batch.cotangents)
     ref = _Reference(
         group.case, full, group.tdtype, opts.seed + group.batches, opts.reference_digits
     )
     second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.active)
     try:
-        defect = ref.defect(second)
+        defect, row = ref.defect(second)
     except Exception as exc:  # the generated reference itself failed: a defect of the case
-        defect = f"case defect: the exact reference raised {type(exc).__name__}: {exc}"
+        defect, row = f"case defect: the exact reference raised {type(exc).__name__}: {exc}", 0
     if defect:
         for s in group.active:
-            s.finish("error", defect, point=_point_dict(group.case, inputs, 0))
+            s.finish("error", defect, point=_point_dict(group.case, inputs, row))
         raise _Stop
     small: _Reference | None = None
+    # The second batch of a group goes through each batched path in pieces of 1, 2 and 7
+    # points (and the rest): a defect that depends on the batch size (a rule that broadcasts
+    # against the batch, a kernel that is wrong for one row) shows against the same truth.
+    parts = _pieces(group, inputs, batch, ref) if group.batches == 2 else None
     for state in group.active:
-        sref = ref
+        raise_if_interrupted()
+        if opts.deadline is not None:
+            state.timeout = max(opts.deadline - time.perf_counter(), MIN_PATH_SECONDS)
+        refs = [ref]
         if not state.path.batched:
             if state.points >= opts.unbatched_points:
                 continue  # a per-point path has had its share of points in this group
@@ -639,31 +682,89 @@ def _batch(group: _Group, batch: Any) -> None:
                         group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k]
                     )
                     small = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
-                sref = small
-        started = time.perf_counter()
-        try:
-            cmp = _evaluate(state, sref)
-        except Exception as exc:
-            status, reason = _exception_outcome(state.path, exc, opts.require)
-            state.finish(status, reason)
-            continue
-        finally:
-            state.elapsed += time.perf_counter() - started
-        if cmp is None:
-            state.points += sref.problem.N
-            continue
-        state.add(cmp, sref.problem.N)
-        if not cmp.ok:
-            started = time.perf_counter()
-            _mismatch(state, group, sref.problem, cmp)
-            state.elapsed += time.perf_counter() - started
+                refs = [small]
+        elif parts is not None:
+            refs = parts
+        for sref in refs:
+            if not _check_on(state, group, sref, split=len(refs) > 1):
+                break
     if not group.active or all(
         not s.path.batched and s.points >= opts.unbatched_points for s in group.active
     ):
         raise _Stop
 
 
-def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Comparison) -> None:
+#: The sizes the second batch of a group is cut into for batched paths (then the rest).
+PIECES = (1, 2, 7)
+
+
+def _pieces(
+    group: _Group, inputs: tuple[Any, ...], batch: Any, ref: _Reference
+) -> list[_Reference] | None:
+    """References for the batch cut into `PIECES` and the rest (``None``: batch too small)."""
+    n = int(inputs[0].shape[0])
+    if n <= sum(PIECES):
+        return None
+    out, start = [], 0
+    for size in (*PIECES, n - sum(PIECES)):
+        k = slice(start, start + size)
+        problem = _problem(group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k])
+        piece = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
+        for key in ("jac", "hess"):  # rows of the batch's reference: not evaluated again
+            if key in ref.cache and ref.cache[key][0]:
+                piece.cache[key] = (True, ref.cache[key][1][k])
+        out.append(piece)
+        start += size
+    return out
+
+
+def _check_on(state: _PathState, group: _Group, sref: _Reference, *, split: bool) -> bool:
+    """Run ``state``'s path on ``sref``'s points and compare; False once the path has an
+    outcome (an exception or a mismatch)."""
+    started = time.perf_counter()
+    try:
+        cmp = _evaluate(state, sref)
+    except (Exception, SystemExit) as exc:  # sys.exit() in the op is an error, not the end
+        status, reason = _exception_outcome(state.path, exc, group.opts.require)
+        if split:
+            reason += f" (called with a batch of {sref.problem.N} points)"
+        state.finish(status, reason)
+        return False
+    finally:
+        state.elapsed += time.perf_counter() - started
+    if cmp is None:
+        state.points += sref.problem.N
+        return True
+    state.add(cmp, sref.problem.N)
+    if cmp.ok:
+        return True
+    started = time.perf_counter()
+    _mismatch(state, group, sref.problem, cmp, split=split)
+    state.elapsed += time.perf_counter() - started
+    return False
+
+
+def _op_kinds(
+    func: Callable[..., Any], inputs: tuple[Any, ...], seconds: float | None
+) -> frozenset[str]:
+    """The op kinds in ``func``'s autograd graph at the first point (none if it fails there,
+    or takes longer than ``seconds``: the paths will report that themselves)."""
+    import torch
+
+    from ._defects import op_kinds
+
+    try:
+        with torch.enable_grad(), warnings.catch_warnings(), time_limit(seconds, "the op"):
+            warnings.simplefilter("ignore")
+            point = tuple(x[:1].detach().clone().requires_grad_(True) for x in inputs)
+            return op_kinds(func(*point))
+    except (Exception, SystemExit):
+        return frozenset()
+
+
+def _mismatch(
+    state: _PathState, group: _Group, problem: Problem, cmp: Comparison, *, split: bool = False
+) -> None:
     """Record a numeric mismatch at its minimal failing point.
 
     A known failure (``case.known_failures``) is not shrunk: it is shown at the worst point of
@@ -674,7 +775,7 @@ def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Compariso
     inputs = tuple(x[row : row + 1] for x in problem.inputs)
     t, c = problem.tangents[row : row + 1], problem.cotangents[row : row + 1]
     best = cmp
-    if not known_failure(group.case, state.path, group.dtype)[1]:
+    if not _known(group, state.path):
         inputs, best = _shrink(state, group, inputs, t, c, cmp)
     single = best is not cmp
     what = (
@@ -682,7 +783,8 @@ def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Compariso
         if best.nonfinite
         else "errors beyond the tolerance"
     )
-    reason = f"{n_bad} of {problem.N} points in batch {group.batches} show {what}" + (
+    piece = f" (a piece of {problem.N} points of it, called alone)" if split else ""
+    reason = f"{n_bad} of {problem.N} points in batch {group.batches}{piece} show {what}" + (
         "; shrunk to the point below" if single else "; shown at the worst point of the batch"
     )
     index = list(best.index)
@@ -693,6 +795,7 @@ def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Compariso
         reason,
         point=_point_dict(group.case, inputs, 0),
         index=index,
+        entry=entry_label(group.case, state.path.computes, index),
         expected=best.expected,
         actual=best.actual,
         allowed=best.allowed,
@@ -704,6 +807,57 @@ def _mismatch(state: _PathState, group: _Group, problem: Problem, cmp: Compariso
         if state.path.computes in ("vjp", "vjp_accumulated", "chvp")
         else None,
     )
+
+
+def _locate(flat: int, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> str:
+    """Flat position → ``name[i,j]`` in the concatenation of the named blocks."""
+    for name, shape in zip(names, shapes, strict=True):
+        size = math.prod(shape)
+        if flat < size:
+            if not shape:
+                return name
+            idx = []
+            for dim in reversed(shape):
+                idx.append(flat % dim)
+                flat //= dim
+            return f"{name}[{','.join(map(str, reversed(idx)))}]"
+        flat -= size
+    return "?"
+
+
+def entry_label(case: Case, computes: str, index: Sequence[int]) -> str:
+    """The entry at ``index`` of a result of kind ``computes`` in the case's own terms:
+    ``∂out[1][0,1]/∂A[0,1]`` for a Jacobian, ``∂²out/∂x∂y`` for a Hessian, ``(J·t)[…]`` …"""
+    if not index:
+        return ""
+    outs = [f"out[{k}]" if case.tuple_outputs else "out" for k in range(len(case.outputs))]
+    out_shapes = [tuple(o.shape) for o in case.outputs]
+    ins = list(case.input_names)
+    in_shapes = [tuple(v.shape) for v in case.variables]
+
+    def out(i: int) -> str:
+        return _locate(i, outs, out_shapes)
+
+    def inp(j: int) -> str:
+        return _locate(j, ins, in_shapes)
+
+    rest = list(index[1:])
+    try:
+        if computes == "jacobian":
+            return f"∂{out(rest[0])}/∂{inp(rest[1])}"
+        if computes == "hessian":
+            return f"∂²{out(rest[0])}/∂{inp(rest[1])}∂{inp(rest[2])}"
+        if computes == "gradient":
+            return f"∂{out(0)}/∂{inp(rest[0])}"
+        if computes == "jvp":
+            return f"(J·t) at {out(rest[0])}"
+        if computes in ("vjp", "vjp_accumulated"):
+            return f"(cᵀ·J) at {inp(rest[0])}"
+        if computes in ("hvp", "vhp", "chvp"):
+            return f"({computes}) at {inp(rest[0])}"
+    except IndexError:
+        return ""
+    return ""
 
 
 def _candidates(x: float, lo: float, hi: float) -> list[float]:
@@ -746,6 +900,7 @@ def _shrink(
 
     def fails(vals: list[float]) -> Comparison | None:
         nonlocal calls
+        raise_if_interrupted()
         pts = build(vals)
         if not bool(valid_rows(case, pts).all()):
             return None
@@ -755,7 +910,7 @@ def _shrink(
             ref = _Reference(
                 case, problem, group.tdtype, group.opts.seed, group.opts.reference_digits
             )
-            if ref.defect(COMPUTES_ORDER[state.path.computes] == 2):
+            if ref.defect(COMPUTES_ORDER[state.path.computes] == 2)[0]:
                 return None
             got = _evaluate(state, ref)
         except Exception:
@@ -824,6 +979,75 @@ def known_failure(case: Case, path: Path, dtype: str) -> tuple[str, str]:
     return "", ""
 
 
+def _known(group: _Group, path: Path) -> str:
+    """What explains a failure of ``path`` in this group: ``case known_failures[KEY]``,
+    ``torch defect ID`` or ``""``."""
+    from ._defects import find_defect
+
+    key, _ = known_failure(group.case, path, group.dtype)
+    if key:
+        return f"case known_failures[{key!r}]"
+    defect = find_defect(
+        case=group.case.name,
+        path=path,
+        device=group.device,
+        dtype=group.dtype,
+        op_kinds=group.op_kinds,
+    )
+    return f"torch defect {defect.id}" if defect is not None else ""
+
+
+def _known_outcome(
+    state: _PathState, group: _Group, status: str, reason: str, cmp: Comparison | None
+) -> tuple[str, str, str]:
+    """``(status, reason, known)`` after the case's ``known_failures`` and the torch-defects
+    registry: a failure they explain is ``xfail``, a pass they expect to fail is ``xpass``.
+
+    A failure of a path that uses a capability the caller requires stays a failure: the
+    report still names the defect.
+    """
+    from ._defects import find_defect
+
+    path = state.path
+    key, text = known_failure(group.case, path, group.dtype)
+    shows: tuple[str, ...] = ("mismatch",)
+    if key:
+        known_as = f"case known_failures[{key!r}]"
+        where = f"case {group.case.name!r}, known_failures[{key!r}]"
+    else:
+        defect = find_defect(
+            case=group.case.name,
+            path=path,
+            device=group.device,
+            dtype=group.dtype,
+            op_kinds=group.op_kinds,
+        )
+        if defect is None:
+            return status, reason, ""
+        known_as, shows = f"torch defect {defect.id}", defect.shows
+        text = f"{defect.summary} (measured on torch {', '.join(defect.measured)})."
+        where = f"known torch defect {defect.id}, docs/torch-defects.md"
+    if status == "pass":
+        return (
+            "xpass",
+            f"known failure did not show on {state.points} points ({where}): {text} "
+            "It may be fixed; if it passes on other seeds too, narrow the entry's versions.",
+            known_as,
+        )
+    if status not in shows:
+        return status, reason, ""
+    required = sorted(set(path.uses) & group.opts.require)
+    if required:
+        return status, f"{reason} (also {known_as}; required capability {required[0]})", ""
+    observed = reason
+    if cmp is not None:
+        observed += (
+            f"; expected {cmp.expected:.6g}, actual {cmp.actual:.6g} at index "
+            f"{state.fields.get('index')}, allowed {cmp.allowed:.6g}"
+        )
+    return "xfail", f"expected failure ({where}): {text} Observed: {observed}", known_as
+
+
 def _record(state: _PathState, group: _Group, status: str | None = None) -> Record:
     path, f = state.path, state.fields
     status = status or state.status or "pass"
@@ -834,24 +1058,9 @@ def _record(state: _PathState, group: _Group, status: str | None = None) -> Reco
     elif state.points and status in ("pass", "mismatch", "error") and path.computes != "behaviour":
         numbers = {"max_abs": state.max_abs, "max_rel": state.max_rel, "max_ulp": state.max_ulp}
     reason = f.get("reason", "")
-    if status in ("mismatch", "pass"):
-        key, known = known_failure(group.case, path, group.dtype)
-        where = f"case {group.case.name!r}, known_failures[{key!r}]"
-        if known and status == "mismatch":
-            status = "xfail"
-            observed = reason
-            if cmp is not None:
-                observed += (
-                    f"; expected {cmp.expected:.6g}, actual {cmp.actual:.6g} at index "
-                    f"{f.get('index')}, allowed {cmp.allowed:.6g}"
-                )
-            reason = f"expected failure ({where}): {known} Observed: {observed}"
-        elif known:
-            status = "xpass"
-            reason = (
-                f"known failure did not show on {state.points} points ({where}): {known} "
-                "The torch issue may be fixed; if it passes on other seeds too, remove the entry."
-            )
+    known_as = ""
+    if status in ("mismatch", "pass", "error"):
+        status, reason, known_as = _known_outcome(state, group, status, reason, cmp)
     return Record(
         case=group.case.name,
         path=path.name,
@@ -867,6 +1076,7 @@ def _record(state: _PathState, group: _Group, status: str | None = None) -> Reco
         reason=reason,
         point=f.get("point"),
         index=f.get("index"),
+        entry=f.get("entry", ""),
         expected=f.get("expected"),
         actual=f.get("actual"),
         allowed=f.get("allowed"),
@@ -874,6 +1084,7 @@ def _record(state: _PathState, group: _Group, status: str | None = None) -> Reco
         cotangent=f.get("cotangent"),
         duration=state.elapsed,
         warnings=sorted(state.warnings),
+        known=known_as,
         reproduce=_reproduce(group.opts, group.case, path, group.device, group.dtype)
         if status in ("mismatch", "error", "xfail")
         else "",
@@ -986,6 +1197,8 @@ def run(
     tf32: bool = False,
     tolerances: PathTolerances | None = None,
     reference_digits: int | None = None,
+    shard: str | tuple[int, int] | None = None,
+    baseline: Report | str | os.PathLike[str] | None = None,
 ) -> Report:
     """Check resolved ``cases``; the engine under `check` and ``check_op``.
 
@@ -1020,11 +1233,21 @@ def run(
         raise UsageError(
             f"require must name capabilities from {CAPABILITIES}, got {sorted(unknown)}"
         )
-    path_list = resolve_paths(paths)
+    path_list = resolve_paths(paths, command=command)
     path_list += [p for p in extra_paths if all(p.name != q.name for q in path_list)]
     device_list = resolve_devices(devices)
     dtype_list = resolve_dtypes(dtypes)
     prof = get_profile(profile)
+    if not path_list:
+        raise UsageError(f"no path selected (paths={paths!r}): nothing would be checked")
+    if not dtype_list:
+        raise UsageError(f"no dtype selected (dtypes={dtypes!r}): nothing would be checked")
+    if not device_list:
+        raise UsageError(f"no device selected (devices={devices!r}): nothing would be checked")
+    opts_batch = _positive_int("batch_size", batch_size) or prof.batch_size
+    _check_memory(case_list, path_list, opts_batch)
+    shard_kn = shard if shard is None or isinstance(shard, tuple) else parse_shard(shard)
+    known_before = _baseline_index(baseline)
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -1038,7 +1261,7 @@ def run(
     opts = _Options(
         seed=seed,
         max_examples=_positive_int("max_examples", max_examples) or prof.max_examples,
-        batch_size=_positive_int("batch_size", batch_size) or prof.batch_size,
+        batch_size=opts_batch,
         unbatched_points=prof.unbatched_points,
         profile=profile or "dev",
         pointwise=bool(pointwise),
@@ -1065,37 +1288,155 @@ def run(
             "command": command,
             "require": sorted(req),
             "reference": describe(opts.reference_digits),
+            "paths": [p.name for p in path_list],
+            "tolerances": opts.tolerances,
+            **({"shard": f"{shard_kn[0]}/{shard_kn[1]}"} if shard_kn else {}),
+            **({"baseline": _baseline_name(baseline)} if baseline is not None else {}),
         },
+        environment=environment([d for d, _ in device_list]),
+        cases={c.name: case_hash(c) for c in case_list},
     )
 
     def emit(record: Record) -> None:
+        if known_before is not None:
+            record = against_baseline(record, known_before)
         report.records.append(record)
         if on_record is not None:
             on_record(record)
 
-    with _tf32(bool(tf32)):
-        for case in case_list:
-            func = func_for(case) if func_for is not None else case.implementation()
-            for device, skip in device_list:
-                for dtype in dtype_list:
-                    why = skip
-                    if not why and device.startswith("mps") and dtype == "float64":
-                        why = "dtype 'float64' skipped on mps: MPS has no float64"
-                    states = [
-                        _PathState(
-                            p,
-                            resolve_tolerance(
-                                dtype,
-                                order=COMPUTES_ORDER[p.computes],
-                                case_tolerances=case.tolerances,
-                                path=p,
-                                path_tolerances=opts.tolerances,
-                            ),
-                        )
-                        for p in path_list
-                    ]
-                    _run_group(_Group(case, device, dtype, func, states, opts), why, emit)
+    try:
+        with _tf32(bool(tf32)), interruptible():
+            _run_cases(
+                case_list, func_for, device_list, dtype_list, path_list, shard_kn, opts, emit
+            )
+    except KeyboardInterrupt as exc:
+        # The records finished so far, marked interrupted, travel with the interrupt.
+        report.settings["interrupted"] = True
+        exc.verijac_report = report  # type: ignore[attr-defined]
+        raise
     return report
+
+
+def _run_cases(
+    case_list: Sequence[Case],
+    func_for: Callable[[Case], Callable[..., Any]] | None,
+    device_list: Sequence[tuple[str, str]],
+    dtype_list: Sequence[str],
+    path_list: Sequence[Path],
+    shard_kn: tuple[int, int] | None,
+    opts: _Options,
+    emit: Callable[[Record], None],
+) -> None:
+    """The check loop: every case × device × dtype group in the shard, in order."""
+    for case in case_list:
+        func = func_for(case) if func_for is not None else case.implementation()
+        for device, skip in device_list:
+            for dtype in dtype_list:
+                if not in_shard(case.name, device, dtype, shard_kn):
+                    continue
+                why = skip
+                if not why and device.startswith("mps") and dtype == "float64":
+                    why = "dtype 'float64' skipped on mps: MPS has no float64"
+                states = [
+                    _PathState(
+                        p,
+                        resolve_tolerance(
+                            dtype,
+                            order=COMPUTES_ORDER[p.computes],
+                            case_tolerances=case.tolerances,
+                            path=p,
+                            path_tolerances=opts.tolerances,
+                        ),
+                    )
+                    for p in path_list
+                ]
+                _run_group(_Group(case, device, dtype, func, states, opts), why, emit)
+
+
+def memory_limit() -> int:
+    """Bytes one batch may need: half the machine's memory (8 GiB where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def _check_memory(cases: Sequence[Case], paths: Sequence[Path], batch_size: int) -> None:
+    """Refuse a batch whose exact reference alone would not fit in memory.
+
+    The reference holds the Jacobian (N·m·n) and, for second-order paths, the Hessian
+    (N·m·n²) in float64, with a few working copies each (bound, magnitude, perturbations).
+
+    Raises:
+        UsageError: the estimate exceeds `memory_limit`, with the estimate and the fix.
+    """
+    second = any(COMPUTES_ORDER[p.computes] == 2 for p in paths)
+    limit = memory_limit()
+    for case in cases:
+        n, m = case.n_in, case.n_out
+        entries = n + m + m * n + (m * n * n if second else 0)
+        need = 6 * 8 * batch_size * entries
+        if need > limit:
+            per_point = need // batch_size
+            hint = (
+                f"lower batch_size to {max(limit // per_point, 1)} or less"
+                if per_point <= limit
+                else "select first-order paths only, or a smaller case"
+                if second
+                else "use a smaller case"
+            )
+            raise UsageError(
+                f"case {case.name!r} with batch_size={batch_size} needs about "
+                f"{need / 2**30:.3g} GiB per batch for its exact reference ({n} inputs, {m} "
+                f"outputs{', Hessian included' if second else ''}), more than the "
+                f"{limit / 2**30:.3g} GiB allowed; {hint}"
+            )
+
+
+def _baseline_index(
+    baseline: Report | str | os.PathLike[str] | None,
+) -> dict[tuple[str, str, str, str], Record] | None:
+    """The baseline's failing records by key (``None``: no baseline)."""
+    if baseline is None:
+        return None
+    if not isinstance(baseline, Report):
+        if not isinstance(baseline, (str, os.PathLike)):
+            raise UsageError(
+                f"baseline must be a Report or the path of a run file, got {baseline!r}"
+            )
+        baseline = load_run(baseline)
+    return {r.key: r for r in baseline.records if r.failed or r.status == "known"}
+
+
+def _baseline_name(baseline: Any) -> str:
+    return "<Report>" if isinstance(baseline, Report) else os.fspath(baseline)
+
+
+def against_baseline(record: Record, failing: dict[tuple[str, str, str, str], Record]) -> Record:
+    """A failure the baseline already had becomes ``known`` (``known="baseline:STATUS"``
+    keeps the status it had, for writing the next baseline); a new one stays a failure."""
+    before = failing.get(record.key)
+    if not record.failed or before is None:
+        return record
+    was = before.known.partition(":")[2] if before.status == "known" else before.status
+    return dataclasses.replace(
+        record,
+        status="known",
+        known=f"baseline:{record.status}",
+        reason=f"known from the baseline ({was} there): {record.reason}",
+    )
+
+
+def as_baseline(report: Report) -> Report:
+    """``report`` with ``known`` records back to the failures they are, to be written as the
+    next baseline."""
+    records = [
+        dataclasses.replace(r, status=r.known.partition(":")[2], known="")
+        if r.status == "known" and r.known.startswith("baseline:")
+        else r
+        for r in report.records
+    ]
+    return dataclasses.replace(report, records=records)
 
 
 def _hypothesis_version() -> str:
@@ -1119,6 +1460,8 @@ def check(
     tf32: bool = False,
     tolerances: PathTolerances | None = None,
     reference_digits: int | None = None,
+    shard: str | tuple[int, int] | None = None,
+    baseline: Report | str | os.PathLike[str] | None = None,
 ) -> Report:
     """Verify autograd paths against the exact derivatives of cases.
 
@@ -1142,6 +1485,10 @@ def check(
             digits (17 to 1000) and round them once to float64, instead of running the
             generated code in float64; slower (a Python-level evaluation per point), for
             float64 paths at points where the float64 reference's own rounding matters.
+        shard: ``"K/N"`` or ``(K, N)``: only the K-th of N deterministic slices of the
+            case × device × dtype matrix (merge the shards' run files with `merge_runs`).
+        baseline: a `Report` or the path of a run file: failures it already had are
+            reported as ``known`` and do not fail the check; only new ones do.
 
     Returns:
         A `Report`; ``report.passed`` is False when any record is a mismatch or an error.
@@ -1164,7 +1511,18 @@ def check(
         tf32=tf32,
         tolerances=tolerances,
         reference_digits=reference_digits,
+        shard=shard,
+        baseline=baseline,
     )
 
 
-__all__ = ["check", "resolve_cases", "resolve_devices", "resolve_dtypes", "resolve_paths", "run"]
+__all__ = [
+    "against_baseline",
+    "as_baseline",
+    "check",
+    "resolve_cases",
+    "resolve_devices",
+    "resolve_dtypes",
+    "resolve_paths",
+    "run",
+]

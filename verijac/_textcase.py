@@ -27,6 +27,7 @@ jacobian = "1/2"
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -147,13 +148,32 @@ def _vjp_pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
     return [(_values(c), _values(r)) for c, r in value]
 
 
+#: Most elements one array input of a text case may have.
+MAX_ARRAY_ELEMENTS = 65_536
+
+
 def case_from_text(text: str, *, source: str = "<text>") -> Case:
     """Build a `Case` from TOML text, parsing every expression safely.
+
+    Every error names ``source`` (the file).
 
     Raises:
         ParseError: the text is not valid TOML or an expression is refused.
         CaseError: a key is missing, unknown or of the wrong type, or the case is invalid.
     """
+    from ._errors import VerijacError
+
+    try:
+        return _case_from_text(text, source)
+    except VerijacError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
+
+
+def _case_from_text(text: str, source: str) -> Case:
+    import sympy
+
     from ._case import Case, KnownPoint, array, scalar
     from ._parse import parse
 
@@ -172,18 +192,24 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
         if shape in ([], "scalar"):
             inputs[key] = scalar(key)
         elif isinstance(shape, list) and all(
-            isinstance(s, int) and not isinstance(s, bool) for s in shape
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape
         ):
+            if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+                raise CaseError(
+                    f"{where}: inputs.{key} = {shape} has {math.prod(shape)} elements, more than "
+                    f"{MAX_ARRAY_ELEMENTS}; write such a case in Python"
+                )
             inputs[key] = array(key, shape)
         else:
             raise CaseError(
-                f"{where}: inputs.{key} must be [] (scalar) or a shape like [2, 2], got {shape!r}"
+                f"{where}: inputs.{key} must be [] (scalar) or a shape of positive integers like "
+                f"[2, 2] or [2, 3, 4], got {shape!r}"
             )
     symbols: dict[str, Any] = dict(inputs)
     for value in inputs.values():
         if not hasattr(value, "shape"):
             continue
-        for s in value:  # array elements by their full names x[0,1]
+        for s in sympy.flatten(value.tolist()):  # elements by their full names x[0,1]
             symbols[s.name] = s
     raw_out = _require(data, "outputs", (str, list), where)
     if isinstance(raw_out, list):

@@ -106,6 +106,46 @@ def _check_pair(what: str, tol: Any) -> dict[str, float]:
     return out
 
 
+def check_path_pattern(pattern: Any, what: str) -> str:
+    """Check that ``pattern`` (a path name, family name or glob) selects a registered path.
+
+    A typo would otherwise select nothing, and the override or known failure it carries would
+    be silently ignored. A dotted pattern in a namespace no registered path uses (not close to
+    one either), such as ``"myorg.my_path"``, is accepted: it may name a path registered later.
+
+    Raises:
+        UsageError: ``pattern`` is not a string or selects no path; the message lists close
+            matches.
+    """
+    import difflib
+
+    from .paths import contract as _contract  # noqa: F401 (registers the contract family)
+    from .paths._base import FAMILIES, list_paths
+
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise UsageError(
+            f"{what}: expected a path name, family or glob such as 'func.*', got {pattern!r}"
+        )
+    paths = list_paths()
+    if pattern in FAMILIES or any(selects(pattern, p) for p in paths):
+        return pattern
+    # A pattern in a namespace of its own ("myorg.my_path") may name a path its user
+    # registers later; one in a registered namespace (or close to one: "fucn.grad") or
+    # without a namespace must select something now.
+    spaces = {*FAMILIES, *(p.name.partition(".")[0] for p in paths)}
+    space, dot, _ = pattern.partition(".")
+    if dot and space not in spaces and not difflib.get_close_matches(space, spaces, cutoff=0.75):
+        return pattern
+    names = [*FAMILIES, *(p.name for p in paths)]
+    close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise UsageError(
+        f"{what}: the pattern {pattern!r} selects no autograd path{hint} Give a path name, a "
+        f"family ({', '.join(FAMILIES)}) or a glob that matches one (`verijac list --paths` "
+        "shows the catalogue)"
+    )
+
+
 def normalise_path_tolerances(
     tolerances: PathTolerances | None,
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -123,6 +163,7 @@ def normalise_path_tolerances(
             f"got {tolerances!r}"
         )
     for pattern, spec in tolerances.items():
+        check_path_pattern(pattern, f"tolerances[{pattern!r}]")
         if isinstance(spec, Mapping) and spec and set(spec) <= {"rtol", "atol"}:
             out[str(pattern)] = {"*": _check_pair(f"tolerances[{pattern!r}]", spec)}
             continue
@@ -182,6 +223,7 @@ __all__ = [
     "VALUE_TOLERANCES",
     "Tolerance",
     "base_tolerance",
+    "check_path_pattern",
     "dtype_name",
     "normalise_path_tolerances",
     "resolve_tolerance",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from ._errors import CaseError, DomainError, ShapeError
 
 if TYPE_CHECKING:
     from ._case import Case, KnownPoint, Output, Shape, Variable
+    from ._domain import Interval
 
 #: How many pseudo-random probe points are tried when checking a case's domain.
 PROBE_TRIES = 200
@@ -106,6 +108,11 @@ def normalise_inputs(
                     f"case {case!r}: input {name!r} must hold only Symbols, got element {el!r}; "
                     "build array inputs with verijac.array(name, shape)"
                 )
+            if el.is_commutative is False:
+                raise CaseError(
+                    f"case {case!r}: input symbol {el.name!r} is non-commutative; verijac checks "
+                    "real functions: use verijac.scalar / verijac.array"
+                )
             real = el if el.is_real else sympy.Symbol(el.name, real=True)
             if el in seen or real in seen or el.name in names:
                 where = seen.get(el, seen.get(real, name))
@@ -125,17 +132,142 @@ def normalise_inputs(
             interval = as_interval(domain[name], name=name)
         except DomainError as exc:
             raise DomainError(f"case {case!r}: {exc}") from None
+        for el in elements:
+            interval = honour_assumptions(case, name, el, interval)
         variables.append(Variable(name, shape, tuple(symbols), interval))
     return tuple(variables)
 
 
-def _real_map(variables: Sequence[Variable]) -> dict[sympy.Symbol, sympy.Symbol]:
-    """Map plain (assumption-free) symbols to the real symbols the case uses."""
+#: The assumptions a refusal names first (SymPy derives many more from each of them).
+_MAIN_ASSUMPTIONS = (
+    "real", "integer", "rational", "irrational", "algebraic", "transcendental", "prime",
+    "even", "odd", "positive", "negative", "nonnegative", "nonpositive", "nonzero", "zero",
+)  # fmt: skip
+
+
+def _sign_facts(interval: Interval) -> dict[str, bool]:
+    """The sign assumptions every point of ``interval`` satisfies."""
+    facts = {}
+    if interval.lo >= 0:
+        facts["nonnegative"] = True
+    if interval.hi <= 0:
+        facts["nonpositive"] = True
+    if not interval.contains(0.0) and not (interval.lo < 0 < interval.hi):
+        facts["positive" if interval.lo >= 0 else "negative"] = True
+    elif not interval.contains(0.0):
+        facts["nonzero"] = True
+    return facts
+
+
+def honour_assumptions(case: str, name: str, el: sympy.Symbol, interval: Interval) -> Interval:
+    """The domain of input ``name`` after checking that it honours ``el``'s assumptions.
+
+    SymPy simplifies with a symbol's assumptions as soon as an expression is built
+    (``sqrt(x**2)`` is ``x`` for a positive ``x``, ``sin(pi*x)`` is 0 for an integer ``x``), so
+    an assumption the domain does not honour would silently change the "exact" truth. A sign
+    assumption that excludes only the point 0 of the domain (``positive`` on ``[0, 2]``)
+    removes that point; any other assumption the domain does not imply is refused.
+
+    Raises:
+        CaseError: ``el`` assumes something (integer, positive on ``(-1, 1)``, …) that the
+            domain does not imply.
+    """
+    from dataclasses import replace
+
+    facts = el.assumptions0
+    declared = interval
+    try:
+        if (facts.get("positive") or facts.get("zero") is False) and interval.lo == 0:
+            interval = replace(interval, left_open=True)
+        if (facts.get("negative") or facts.get("zero") is False) and interval.hi == 0:
+            interval = replace(interval, right_open=True)
+        if facts.get("zero") is False and interval.lo < 0 < interval.hi:
+            interval = replace(interval, exclude=(*interval.exclude, 0.0))
+    except DomainError:
+        pass  # the single point of [0, 0] is the point the assumption removes: refused below
+    implied = sympy.Symbol(el.name, real=True, **_sign_facts(interval)).assumptions0
+    wrong = sorted(k for k, v in facts.items() if k != "commutative" and implied.get(k) != v)
+    if wrong:
+        main = [k for k in _MAIN_ASSUMPTIONS if k in wrong] or wrong
+        given = ", ".join(f"{k}={facts[k]}" for k in main)
+        raise CaseError(
+            f"case {case!r}: input symbol {el.name!r} of input {name!r} assumes {given}, which "
+            f"its domain {declared} does not imply; SymPy has already simplified the "
+            "expressions with these assumptions, so the exact derivatives would be wrong on "
+            "the domain. Build the input with verijac.scalar / verijac.array (real symbols) or "
+            "narrow the domain to match"
+        )
+    return interval
+
+
+@functools.lru_cache(maxsize=8)
+def _real_map(variables: tuple[Variable, ...]) -> dict[sympy.Symbol, sympy.Symbol]:
+    """Map plain (assumption-free) symbols to the real symbols the case uses (cached: a case
+    with 256 outputs asks 256 times)."""
     out = {}
     for v in variables:
         for s in v.symbols:
             out[sympy.Symbol(s.name)] = s
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed(variables: tuple[Variable, ...]) -> frozenset[sympy.Symbol]:
+    """The case's input symbols (cached like `_real_map`)."""
+    return frozenset(s for v in variables for s in v.symbols)
+
+
+def _on_real_symbols(
+    case: str, what: str, expr: sympy.Expr, real: Mapping[sympy.Symbol, sympy.Symbol]
+) -> tuple[sympy.Expr, set[sympy.Basic] | None]:
+    """``expr`` with its plain symbols replaced by the case's real ones, without re-evaluation.
+
+    ``xreplace`` rebuilds every node with evaluation, and evaluating ``tanh`` of a sum asks
+    SymPy's assumptions system about every term: 15 s for a dense 64×64 ``tanh(W x)``. The
+    expression is already in SymPy's canonical form for arbitrary symbols, which stays a
+    correct form for real ones, so the nodes are rebuilt unevaluated (each shared subtree
+    once).
+
+    Returns:
+        The expression, and the symbols met on the way (a superset of its free symbols;
+        ``None`` when nothing was substituted).
+    """
+    if not real:
+        return expr, None
+    from sympy.core.operations import AssocOp
+    from sympy.core.parameters import evaluate
+
+    memo: dict[int, sympy.Basic] = {}  # by id: hashing thousands of Floats costs seconds
+    found: set[sympy.Basic] = set()
+
+    def walk(node: sympy.Basic) -> sympy.Basic:
+        if not node.args:
+            if node.is_Symbol:
+                node = real.get(node, node)
+                found.add(node)
+            return node
+        hit = memo.get(id(node))
+        if hit is not None:
+            return hit
+        args = [walk(a) for a in node.args]
+        if all(new is old for new, old in zip(args, node.args)):
+            out = node
+        elif isinstance(node, AssocOp):  # Add, Mul: the same terms, already canonical
+            out = node._new_rawargs(*args)
+        else:
+            out = node.func(*args)
+        memo[id(node)] = out
+        return out
+
+    try:
+        with evaluate(False):  # once: entering it clears SymPy's cache
+            result = walk(expr)
+    except RecursionError:
+        raise CaseError(
+            f"case {case!r}: {what} is nested too deeply to substitute its symbols; build it "
+            "with real symbols (verijac.scalar / verijac.array) or flatten it"
+        ) from None
+    return result, found
 
 
 def as_expr(case: str, value: Any, what: str, variables: Sequence[Variable]) -> sympy.Expr:
@@ -157,21 +289,106 @@ def as_expr(case: str, value: Any, what: str, variables: Sequence[Variable]) -> 
             f"case {case!r}: {what} must be an expression, got {expr!r} "
             f"({type(expr).__name__}); conditions belong inside Piecewise"
         )
-    expr = expr.xreplace(_real_map(variables))
-    allowed = {s for v in variables for s in v.symbols}
-    stray = expr.free_symbols - allowed
+    expr, met = _on_real_symbols(case, what, expr, _real_map(tuple(variables)))
+    allowed = _allowed(tuple(variables))
+    stray = expr.free_symbols - allowed if met is None or met - allowed else set()
     if stray:
         names = sorted(str(s) for s in stray)
         raise CaseError(
             f"case {case!r}: {what} uses symbol(s) {names} that are not inputs; add them to "
             f"inputs or replace them by numbers (inputs: {sorted(str(s) for s in allowed)})"
         )
-    if expr.has(sympy.I):
-        raise CaseError(
-            f"case {case!r}: {what} = {expr} is not real (contains I); verijac checks real "
-            "functions on real domains"
-        )
+    check_constants(case, what, expr)
     return expr
+
+
+#: Largest finite float64.
+FLOAT64_MAX = 1.7976931348623157e308
+#: Most bits of an exact numerator or denominator (float64 reaches about 2**1024).
+MAX_CONSTANT_BITS = 1100
+#: Largest magnitude of a numeric exponent (``x**1e300`` has no meaning in float64).
+MAX_EXPONENT = 1e6
+
+
+def check_constants(case: str, what: str, expr: sympy.Expr) -> None:
+    """Refuse ``I`` and constants that float64 cannot hold: ``oo``, ``nan``, ``zoo``, numbers beyond
+    ±1.8e308 (``gamma(1000)**3``, ``factorial(3000)``, ``exp(1000)``), exact numbers of more
+    than about 330 digits, and exponents beyond `MAX_EXPONENT`.
+
+    Raises:
+        CaseError: such a constant appears; the message names it and how to fix it.
+    """
+
+    def refuse(node: sympy.Basic, why: str, fix: str) -> None:
+        raise CaseError(
+            f"case {case!r}: {what} holds the constant {_show(node, 60)}, which {why}; {fix}"
+        )
+
+    from sympy.core.numbers import ComplexInfinity, Infinity, NaN, NegativeInfinity
+
+    not_finite = (Infinity, NegativeInfinity, ComplexInfinity, NaN)
+
+    def atom(node: sympy.Basic) -> None:
+        if node.is_Symbol:
+            return
+        if node is sympy.I:
+            raise CaseError(
+                f"case {case!r}: {what} = {_show(expr)} is not real (contains I); verijac "
+                "checks real functions on real domains"
+            )
+        if node.is_Float:
+            _, man, exp, bc = node._mpf_
+            if (man == 0 and node._mpf_ != (0, 0, 0, 0)) or exp + bc > 1024:
+                refuse(node, "overflows float64", "write a smaller constant")
+        elif node.is_Rational:
+            if max(int(node.p).bit_length(), int(node.q).bit_length()) > MAX_CONSTANT_BITS:
+                refuse(
+                    node,
+                    f"has more than {MAX_CONSTANT_BITS} bits (about 330 digits) and does not "
+                    "fit float64",
+                    "write a smaller constant or rescale the expression",
+                )
+        elif isinstance(node, not_finite):
+            refuse(node, "is not a finite number", "verijac checks finite real functions")
+
+    if not expr.args:
+        atom(expr)
+        return
+    constant: dict[int, bool] = {}  # by id: hashing thousands of Floats costs seconds
+    stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+    while stack:  # post-order over the inner nodes: which subtrees are free of symbols
+        node, done = stack.pop()
+        if not done:
+            if id(node) in constant:
+                continue
+            stack.append((node, True))
+            for a in node.args:
+                if a.args:
+                    stack.append((a, False))
+                else:
+                    atom(a)
+            continue
+        is_constant = all(constant.get(id(a), not a.is_Symbol) for a in node.args)
+        constant[id(node)] = is_constant
+        if isinstance(node, sympy.Pow) and constant.get(id(node.exp), not node.exp.is_Symbol):
+            try:
+                big = not abs(float(node.exp)) <= MAX_EXPONENT
+            except (TypeError, ValueError, OverflowError):
+                big = False  # not a plain number (e.g. a Piecewise): left to the probe points
+            if big:
+                refuse(
+                    node.exp,
+                    f"as an exponent exceeds {MAX_EXPONENT:g} in magnitude",
+                    "float64 powers that high overflow or vanish; rescale the expression",
+                )
+        if not is_constant or not isinstance(node, sympy.Expr):
+            continue
+        try:
+            value = complex(node.evalf(20))
+        except (TypeError, ValueError, OverflowError, AttributeError):
+            continue  # not a plain number (e.g. a condition): checked where it is used
+        if not abs(value) <= FLOAT64_MAX:
+            refuse(node, "overflows float64", "write a smaller constant or rescale the expression")
 
 
 def _output(case: str, value: Any, what: str, variables: Sequence[Variable]) -> Output:
@@ -247,8 +464,12 @@ def probe_points(case: Case, count: int = PROBE_POINTS) -> list[dict[sympy.Symbo
     return found
 
 
-def check_outputs_real(case: Case) -> None:
-    """Evaluate the outputs at probe points: each must be real and finite there."""
+def check_outputs_real(case: Case) -> list[dict[sympy.Symbol, float]]:
+    """Evaluate the outputs at probe points: each must be real and finite there.
+
+    Returns:
+        The probe points, for `check_kinks`.
+    """
     import torch
 
     points = probe_points(case)
@@ -267,10 +488,121 @@ def check_outputs_real(case: Case) -> None:
             p, e = (int(i) for i in bad.nonzero()[0])
             point = {str(s): round(val, 6) for s, val in points[p].items()}
             raise CaseError(
-                f"case {case.name!r}: output {k} element {e} = {spec.exprs[e]} is not real and "
+                f"case {case.name!r}: output {k} element {e} = {_show(spec.exprs[e])} is not real and "
                 f"finite ({float(flat[p, e])}) at {point}, inside the declared domain; narrow the "
                 "domain, exclude the singular points, or fix the expression"
             )
+    return points
+
+
+#: At most this many non-smooth nodes (Abs, Max, floor, Piecewise conditions …) are checked.
+MAX_KINK_NODES = 256
+#: A probe point closer than this (relative to max(1, |value|)) to a kink lies on it.
+KINK_TOL = 1e-9
+
+
+def _kinks(exprs: Sequence[sympy.Expr]) -> list[tuple[str, sympy.Basic, list[sympy.Expr]]]:
+    """The non-smooth nodes of ``exprs``: (rule, node, the expressions the rule tests).
+
+    Rules: ``zero`` (the kink is where the expression is 0), ``integer`` (where it is an
+    integer: the jumps of floor/ceiling) and ``tie`` (where two of the arguments of a Max/Min
+    tie for the extreme).
+    """
+    from sympy.core.relational import Relational
+
+    found: list[tuple[str, sympy.Basic, list[sympy.Expr]]] = []
+    seen: set[int] = set()  # by id: hashing thousands of Floats costs seconds
+    stack: list[sympy.Basic] = list(exprs)
+    while stack and len(found) < MAX_KINK_NODES:
+        node = stack.pop()
+        if not node.args or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, (sympy.Abs, sympy.sign, sympy.Heaviside)):
+            found.append(("zero", node, [node.args[0]]))
+        elif isinstance(node, (sympy.floor, sympy.ceiling)):
+            found.append(("integer", node, [node.args[0]]))
+        elif isinstance(node, (sympy.Max, sympy.Min)):
+            found.append(("tie", node, list(node.args)))
+        elif isinstance(node, Relational) and isinstance(node.lhs, sympy.Expr):
+            found.append(("zero", node, [node.lhs - node.rhs]))
+        stack.extend(node.args)
+    return found
+
+
+def _on_kink(rule: str, node: sympy.Basic, values: list[Any]) -> Any:
+    """Per probe point (``values``: one float64 tensor per tested expression): on the kink?"""
+    import torch
+
+    if rule == "zero":
+        v = values[0]
+        return v.abs() <= KINK_TOL
+    if rule == "integer":
+        v = values[0]
+        return (v - v.round()).abs() <= KINK_TOL * v.abs().clamp(min=1.0)
+    stacked = torch.stack(values, dim=-1)
+    if isinstance(node, sympy.Min):
+        stacked = -stacked
+    top = stacked.topk(2, dim=-1).values
+    return (top[..., 0] - top[..., 1]).abs() <= KINK_TOL * top[..., 0].abs().clamp(min=1.0)
+
+
+def check_kinks(case: Case, points: Sequence[Mapping[sympy.Symbol, float]]) -> None:
+    """Refuse a case whose every probe point lies on one kink or jump of its expressions.
+
+    Off a measure-zero set the derivative of ``Abs``, ``Max``, ``floor``, ``Piecewise`` …
+    is defined, and verijac checks it there; a domain that lies inside that set (``Abs(x)``
+    on ``[0, 0]``) leaves nothing to check, and a report that "passed" would be false.
+
+    Raises:
+        CaseError: every probe point lies on the kink of one node; the message names it.
+    """
+    import torch
+
+    from ._codegen import compile_program
+
+    kinks = _kinks(case.out_exprs)
+    if not kinks or not points:
+        return
+    blocks = [((), [e]) for _, _, tested in kinks for e in tested]
+    variables = [(v.name, v.shape, list(v.symbols)) for v in case.variables]
+    fn, _ = compile_program("sympy", variables, blocks)
+    args = [
+        torch.tensor([[pt[s] for s in v.symbols] for pt in points], dtype=torch.float64).reshape(
+            len(points), *v.shape
+        )
+        for v in case.variables
+    ]
+    with torch.no_grad():
+        flat = [torch.as_tensor(o, dtype=torch.float64).reshape(-1) for o in fn(*args)]
+    pos = 0
+    for rule, node, tested in kinks:
+        values = [t.expand(len(points)) for t in flat[pos : pos + len(tested)]]
+        pos += len(tested)
+        if bool(_on_kink(rule, node, values).all()):
+            domain = {v.name: str(v.domain) for v in case.variables}
+            raise CaseError(
+                f"case {case.name!r}: every point of the domain {domain} lies on the kink or "
+                f"jump of {_clip(str(node))}, where the derivative is undefined (all "
+                f"{len(points)} probe points; verijac derives such nodes only off their kinks), "
+                "so there is nothing it could check. Widen the domain so that it holds points "
+                "off the kink"
+            )
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``str(value)`` clipped to ``limit``; a number too long for Python to print, described."""
+    try:
+        return _clip(str(value), limit)
+    except ValueError:  # an int of more than 4300 digits
+        bits = max(
+            int(getattr(value, "p", 1)).bit_length(), int(getattr(value, "q", 1)).bit_length()
+        )
+        return f"<a number of about {int(bits * 0.30103)} digits>"
 
 
 # -- known points ------------------------------------------------------------------------

@@ -89,6 +89,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="mpmath reference at N digits (17-1000) instead of float64",
     )
     group.addoption(
+        "--verijac-baseline",
+        default=None,
+        metavar="RUN.json",
+        help="a run file (`verijac check --json`): failures it already had are xfail (known)",
+    )
+    group.addoption(
         "--verijac-profile",
         choices=PROFILE_NAMES,
         default=None,
@@ -102,6 +108,21 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "slow: takes more than a few seconds (opt-in and compiled paths)"
     )
     config.addinivalue_line("markers", "verijac: a test of the --verijac matrix")
+    if not config.getoption("verijac"):
+        matrix_only = [
+            flag
+            for flag, dest in (
+                ("--verijac-case", "verijac_case"),
+                ("--verijac-tag", "verijac_tag"),
+                ("--verijac-path", "verijac_path"),
+            )
+            if config.getoption(dest)
+        ]
+        if matrix_only:
+            raise pytest.UsageError(
+                f"{', '.join(matrix_only)} select(s) the --verijac matrix but --verijac is not "
+                "given; add --verijac (the verijac_check fixture takes its case as an argument)"
+            )
     seed = config.getoption("verijac_seed")
     workerinput = getattr(config, "workerinput", None)
     if seed is None and workerinput is not None:
@@ -262,10 +283,11 @@ class VerijacItem(pytest.Item):
             batch_size=config.getoption("verijac_batch_size"),
             profile=config.getoption("verijac_profile") or DEFAULT_PROFILE,
             reference_digits=config.getoption("verijac_reference_digits"),
+            baseline=config.getoption("verijac_baseline"),
         )
         if report.failures:
             raise VerijacFailure("\n\n".join(r.message() for r in report.failures))
-        if report.records and all(r.status == "xfail" for r in report.records):
+        if report.records and all(r.status in ("xfail", "known") for r in report.records):
             pytest.xfail("; ".join(r.reason for r in report.records))
         if report.records and all(r.status in ("unsupported", "skipped") for r in report.records):
             pytest.skip("; ".join(f"{r.status}: {r.reason}" for r in report.records))
@@ -282,6 +304,34 @@ class VerijacItem(pytest.Item):
 # -- the fixture ----------------------------------------------------------------------------
 
 
+def _check(
+    case: Any, op: Callable[..., Any] | None, require: Sequence[str], opts: dict[str, Any]
+) -> Report:
+    """`check` or `check_op` with the fixture's options, unknown options named clearly.
+
+    Raises:
+        UsageError: an unknown option, or ``require`` without ``op``.
+    """
+    import inspect
+
+    from ._checkop import check_op
+    from ._runner import check
+
+    if op is None and require:
+        raise UsageError("require=... applies with op=... only")
+    target: Callable[..., Report] = check_op if op is not None else check
+    if op is not None:
+        opts = {**opts, "require": require}
+    accepted = set(inspect.signature(target).parameters) - {"op", "case", "cases"}
+    unknown = sorted(set(opts) - accepted)
+    if unknown:
+        raise UsageError(
+            f"unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"{'check_op' if op is not None else 'check'} takes {', '.join(sorted(accepted))}"
+        )
+    return check_op(op, case, **opts) if op is not None else check(case, **opts)
+
+
 def _defaults(config: pytest.Config) -> dict[str, Any]:
     return {
         "devices": config.getoption("verijac_device") or None,
@@ -291,6 +341,7 @@ def _defaults(config: pytest.Config) -> dict[str, Any]:
         "batch_size": config.getoption("verijac_batch_size"),
         "profile": config.getoption("verijac_profile") or DEFAULT_PROFILE,
         "reference_digits": config.getoption("verijac_reference_digits"),
+        "baseline": config.getoption("verijac_baseline"),
     }
 
 
@@ -321,16 +372,10 @@ def verijac_check(request: pytest.FixtureRequest) -> Callable[..., Report]:
             _load_dirs(config)
             loaded = True
         opts = {**defaults, **options}
-        if op is not None:
-            from ._checkop import check_op
-
-            report = check_op(op, case, require=require, **opts)
-        else:
-            if require:
-                raise UsageError("verijac_check: require=... applies with op=... only")
-            from ._runner import check
-
-            report = check(case, **opts)
+        try:
+            report = _check(case, op, require, opts)
+        except VerijacError as exc:
+            pytest.fail(f"verijac_check: {exc}", pytrace=False)
         if report.failures:
             pytest.fail("\n\n".join(r.message() for r in report.failures), pytrace=False)
         return report

@@ -1,12 +1,14 @@
 """Hypothesis strategies built from a case's domain: batches of points, tangents, cotangents.
 
-One example is a *batch*. Its first few rows are drawn element by element by Hypothesis
-(special values: zero, tiny and large magnitudes, the domain's ends, structured matrices);
-the rest are filled in one vectorised draw from a generator seeded by Hypothesis, so a batch
-of 10,000 points costs little more to draw than one of ten. The bulk's first `MIXED_ROWS`
-rows mix the same kinds of values per element (a fifth special values, a fifth log-uniform
-magnitudes, structured matrices in a third of the rows); any rows beyond are uniform. Every row lies inside the
-domain, clear of its excluded points and of the zero sets of the case's ``exclude``
+One example is a *batch*. Its even rows (row 0 included, at least half of every batch) are
+*generic*: uniform in the domain, where a wrong derivative is almost never right by chance.
+Of its odd rows, the first few are drawn element by element by Hypothesis (special values:
+zero, tiny and large magnitudes, the domain's ends, structured matrices); the rest are
+filled in one vectorised draw from a generator seeded by Hypothesis, so a batch of 10,000
+points costs little more to draw than one of ten. That bulk's first `MIXED_ROWS` rows mix the
+same kinds of values per element (a fifth special values, a fifth log-uniform magnitudes,
+structured matrices in a third of the rows); any rows beyond are uniform. Every row lies
+inside the domain, clear of its excluded points and of the zero sets of the case's ``exclude``
 expressions (``|g| >= case.margin``), after rounding to the requested dtype.
 
 ```python
@@ -460,7 +462,12 @@ def _points(
     n = draw(_batch_size(batch_size))
     dname = dtype_name(dtype)
     tdt = _torch_dtype(dname)
-    k = min(n, EXPLICIT_ROWS, max(1, EXPLICIT_ELEMENTS // max(1, case.n_in)))
+    # At least half the rows, row 0 among them, are generic: uniform in the domain. Special
+    # values are where wrong derivatives often happen to be right (0 for x·sin x), so they
+    # may never fill a batch, however small.
+    n_generic = generic_rows(n)
+    n_other = n - n_generic
+    k = min(n_other, EXPLICIT_ROWS, max(1, EXPLICIT_ELEMENTS // max(1, case.n_in)))
     values, kinds = draw(_explicit(case, dname, k))
     explicit = []
     for v, flat, row_kinds in zip(case.variables, values, kinds, strict=True):
@@ -483,17 +490,25 @@ def _points(
         keep = _valid(case, rows, args)
         return rows if keep is None or bool(keep.all()) else rows[keep]
 
-    batch = clean(torch.cat(explicit, dim=1))
-    kept = 1.0  # the share of drawn rows the domain filter keeps, as seen so far
-    for _ in range(8):
-        missing = n - int(batch.shape[0])
-        if missing <= 0:
-            break
-        # Enough spare rows for the filter's losses, so one round is usually enough.
-        want = int(missing / max(kept, 0.05) * 1.1) + 4
-        extra = clean(_fill(case, want, gen, dname))
-        kept = max(int(extra.shape[0]), 1) / want
-        batch = torch.cat([batch, extra])
+    def top_up(batch: Any, count: int, make: Callable[[Case, int, Any, str], Any]) -> Any:
+        kept = 1.0  # the share of drawn rows the domain filter keeps, as seen so far
+        for _ in range(8):
+            missing = count - int(batch.shape[0])
+            if missing <= 0:
+                break
+            # Enough spare rows for the filter's losses, so one round is usually enough.
+            want = int(missing / max(kept, 0.05) * 1.1) + 4
+            extra = clean(make(case, want, gen, dname))
+            kept = max(int(extra.shape[0]), 1) / want
+            batch = torch.cat([batch, extra])
+        return batch[:count]
+
+    none = torch.empty((0, case.n_in), dtype=torch.float64)
+    generic = top_up(none, n_generic, _uniform)
+    other = top_up(clean(torch.cat(explicit, dim=1)), n_other, _fill)
+    if int(generic.shape[0]) + int(other.shape[0]) < n:  # a domain the uniform draw misses
+        other = top_up(other, n - int(generic.shape[0]), _fill)
+    batch = _interleave(generic, other)
     if int(batch.shape[0]) == 0:
         batch = clean(torch.cat([p.reshape(p.shape[0], -1) for p in _probe_rows(case)], dim=1))
     batch = batch[:n].to(tdt)
@@ -503,6 +518,31 @@ def _points(
         v.name: part.reshape(-1, *v.shape).contiguous()
         for v, part in zip(case.variables, batch.split(sizes, dim=1), strict=True)
     }
+
+
+def generic_rows(batch_size: int) -> int:
+    """How many rows of a batch of ``batch_size`` are generic (uniform in the domain): at least
+    half, and row 0 always; they take the even rows ``0, 2, 4, …``."""
+    return (batch_size + 1) // 2
+
+
+def _uniform(case: Case, k: int, gen: Any, dtype: str) -> Any:
+    """``k`` rows ``(k, n_in)`` uniform in every column's sampling bounds."""
+    import torch
+
+    cols = _columns(case, dtype)
+    u = torch.rand(k, case.n_in, generator=gen, dtype=torch.float64)
+    return torch.addcmul(cols.lo, u, cols.uscale, value=0.6)
+
+
+def _interleave(generic: Any, other: Any) -> Any:
+    """Generic rows at the even positions, the others at the odd ones (the longer tail last)."""
+    import torch
+
+    both = min(int(generic.shape[0]), int(other.shape[0]))
+    paired = torch.stack([generic[:both], other[:both]], dim=1)
+    paired = paired.reshape(2 * both, int(generic.shape[1]))
+    return torch.cat([paired, generic[both:], other[both:]])
 
 
 def _probe_rows(case: Case) -> list[Any]:
@@ -636,6 +676,7 @@ __all__ = [
     "Profile",
     "batches",
     "cotangents",
+    "generic_rows",
     "get_profile",
     "points",
     "specials",

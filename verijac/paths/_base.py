@@ -45,6 +45,8 @@ COMPUTES = (
     "chvp",
     "behaviour",
 )
+#: The commands whose default selection a path can belong to (`Path.default_for`).
+COMMANDS = ("check", "check-op")
 #: Requirements a path may declare; the runner reports `unsupported` when the case lacks one.
 REQUIREMENTS = ("scalar_output", "pointwise", "unused_input", "array_input")
 #: Torch capabilities a path relies on. A function lacking one (no forward-mode rule, no vmap
@@ -271,6 +273,9 @@ class Path:
             a few points only.
         opt_in: run only when asked for by name or family (slow, e.g. compiled paths).
         description: what it checks, one line.
+        default_for: the commands (`COMMANDS`) that run it when no path is named: the
+            ``contract`` family checks a custom op's autograd contract and runs by default
+            under ``check-op`` only.
     """
 
     name: str
@@ -284,8 +289,15 @@ class Path:
     batched: bool = True
     opt_in: bool = False
     description: str = ""
+    default_for: frozenset[str] = frozenset({"check", "check-op"})
 
     def __post_init__(self) -> None:
+        unknown_commands = set(self.default_for) - set(COMMANDS)
+        if unknown_commands:
+            raise UsageError(
+                f"path {self.name!r}: default_for names unknown commands "
+                f"{sorted(unknown_commands)}; known: {COMMANDS}"
+            )
         if self.family not in FAMILIES:
             raise UsageError(
                 f"path {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}"
@@ -360,8 +372,10 @@ def list_paths(
     *,
     family: str | Iterable[str] | None = None,
     include_opt_in: bool = True,
+    default_for: str | None = None,
 ) -> list[Path]:
-    """Registered paths in catalogue order, filtered by a name glob and family."""
+    """Registered paths in catalogue order, filtered by a name glob and family; with
+    ``default_for``, only the paths that command runs when no path is named."""
     import fnmatch
 
     _ensure_builtin()
@@ -373,6 +387,8 @@ def list_paths(
         if fams and p.family not in fams:
             continue
         if p.opt_in and not include_opt_in:
+            continue
+        if default_for is not None and (p.opt_in or default_for not in p.default_for):
             continue
         out.append(p)
     return out

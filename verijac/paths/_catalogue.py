@@ -10,13 +10,21 @@ import importlib
 from ._base import Path, list_paths
 
 #: The family modules, imported (and so registered) in catalogue order.
-MODULES = ("reverse", "functional", "func", "forward", "higher_order", "compiled")
+MODULES = ("reverse", "functional", "func", "forward", "higher_order", "compiled", "contract")
 for _module in MODULES:
     importlib.import_module(f".{_module}", __package__)
 
-#: The families registered here. The ``contract`` family registers separately, when
-#: `verijac.check_op` imports `verijac.paths.contract`, and documents itself there.
-BUILTIN_FAMILIES = ("reverse", "functional", "func", "forward", "higher-order", "compiled")
+#: The families registered here: every family, from the first lookup (``contract`` runs by
+#: default under ``check-op`` only; see `verijac.paths.Path.default_for`).
+BUILTIN_FAMILIES = (
+    "reverse",
+    "functional",
+    "func",
+    "forward",
+    "higher-order",
+    "compiled",
+    "contract",
+)
 
 #: Where the generated table sits in docs/paths.md.
 TABLE_START = "<!-- catalogue:start -->"
@@ -31,6 +39,8 @@ def _row(p: Path) -> str:
     requires = ", ".join(sorted(p.requires)) or "—"
     uses = ", ".join(sorted(p.uses)) or "—"
     flags = ("batched" if p.batched else "per point") + (", opt-in" if p.opt_in else "")
+    if "check" not in p.default_for:
+        flags += ", default for " + ", ".join(sorted(p.default_for)) + " only"
     cells = [
         f"`{p.name}`",
         p.family,

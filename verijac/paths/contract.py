@@ -432,6 +432,7 @@ def _register(
             call=call,
             run=run,
             description=description,
+            default_for=frozenset({"check-op"}),
             **kw,
         )
     )

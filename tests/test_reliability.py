@@ -1,0 +1,295 @@
+"""No false pass, no hang, no lost report: the runner's and the command line's side of hostile
+input (case-side hostile inputs are in test_hostile_inputs.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sympy
+import torch
+
+import verijac
+from verijac._cli import escape_controls, main
+from verijac._report import write_text_atomic
+
+SMALL: dict[str, Any] = {"max_examples": 1, "batch_size": 4, "dtypes": "float64", "seed": 1}
+
+
+def _sin_case() -> verijac.Case:
+    x = verijac.scalar("x")
+    return verijac.Case("rel_sin", {"x": x}, sympy.sin(x), {"x": (-2, 2)})
+
+
+# -- item 4: sys.exit inside the op ------------------------------------------------------
+
+
+def _exits(x: torch.Tensor) -> torch.Tensor:
+    sys.exit(0)
+
+
+def test_sys_exit_inside_the_op_is_an_error_record_not_the_end() -> None:
+    report = verijac.check_op(
+        _exits, _sin_case(), paths=["func.jacrev", "reverse.grad_loop"], **SMALL
+    )
+    assert not report.passed
+    assert {r.status for r in report.records} == {"error"}
+    assert all("SystemExit" in r.reason for r in report.records)
+
+
+def test_check_op_cli_exits_1_when_the_op_calls_sys_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "exiting_op.py").write_text("import sys\n\ndef op(x):\n    sys.exit(0)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(
+        [
+            "check-op",
+            "exiting_op:op",
+            "--case",
+            "elementwise_sin",
+            "--path",
+            "func.jacrev",
+            "--dtype",
+            "float64",
+            "--max-examples",
+            "1",
+            "--batch-size",
+            "4",
+            "--seed",
+            "1",
+            "-q",
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "SystemExit" in out and "FAILED" in out
+
+
+# -- item 5: Ctrl-C always stops the run, with a valid partial report ----------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_with_exit_130_and_a_valid_interrupted_report(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "verijac",
+            "check",
+            "--seed",
+            "1",
+            "--profile",
+            "ci",
+            "--no-progress",
+            "-q",
+            "--json",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first line: the run has started
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "INTERRUPTED" in stdout
+    data = json.loads(out.read_text())
+    assert data["settings"]["interrupted"] is True
+    assert data["schema"] == "verijac-run"
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_an_interrupt_carries_the_partial_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verijac import _interrupt
+
+    calls = {"n": 0}
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            _interrupt._State.requested = True  # what the first Ctrl-C does
+        return torch.sin(x)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        verijac.check_op(
+            op, _sin_case(), paths=["func.jacrev", "reverse.grad_loop", "func.jvp"], **SMALL
+        )
+    report = info.value.verijac_report  # type: ignore[attr-defined]
+    assert report.settings["interrupted"] is True
+    assert _interrupt._State.requested is False  # reset for the next run
+
+
+# -- item 12: atomic writes ---------------------------------------------------------------
+
+
+def test_atomic_writes_go_through_symlinks_and_respect_the_umask(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "fresh.json", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "fresh.json").stat().st_mode & 0o777 == 0o640
+    real.chmod(0o604)
+    write_text_atomic(real, "again")
+    assert real.stat().st_mode & 0o777 == 0o604
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+# -- item 13: terminal output cannot be forged ----------------------------------------------
+
+
+def test_control_characters_in_case_text_are_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "evil.py").write_text(
+        textwrap.dedent(
+            """
+            import sympy, verijac
+            x = verijac.scalar("x")
+            CASES = [verijac.Case("evil_case", {"x": x}, sympy.sin(x), {"x": (-1, 1)},
+                     description="\\x1b[2J\\rverijac check: PASSED\\x07")]
+            """
+        )
+    )
+    assert main(["list", "evil_*", "--cases-dir", str(tmp_path)]) == 0
+    assert main(["show", "evil_case", "--cases-dir", str(tmp_path), "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+    assert "\\x1b[2J\\x0dverijac check: PASSED\\x07" in out
+    assert escape_controls("a\nb\tc") == "a\nb\tc"
+
+
+# -- item 14: nothing to check is said, never "PASSED, 0 records" -----------------------------
+
+
+@pytest.mark.parametrize("option", ["paths", "dtypes", "devices"])
+def test_an_empty_selection_is_a_usage_error(option: str) -> None:
+    with pytest.raises(verijac.UsageError, match="nothing would be checked"):
+        verijac.check("elementwise_sin", **{option: []})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_only_unavailable_devices_exit_1_saying_nothing_was_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "--case", "elementwise_sin", "--device", "cuda", "-q"]) == 1
+    assert "nothing was checked" in capsys.readouterr().err
+
+
+# -- item 15: a hanging op and an oversized batch ---------------------------------------------
+
+
+def test_time_budget_bounds_an_op_that_hangs() -> None:
+    def hangs(x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad or torch.is_grad_enabled():
+            time.sleep(60)
+        return torch.sin(x)
+
+    start = time.perf_counter()
+    report = verijac.check_op(
+        hangs, _sin_case(), paths=["reverse.grad_loop"], time_budget=1, **SMALL
+    )
+    assert time.perf_counter() - start < 30
+    (record,) = report.records
+    assert record.status == "error"
+    assert "did not return within" in record.reason and "reverse.grad_loop" in record.reason
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_with_the_estimate() -> None:
+    with pytest.raises(verijac.UsageError, match=r"GiB per batch.*lower batch_size"):
+        verijac.check("elementwise_sin", batch_size=10**12)
+    A = verijac.array("A", (40, 40))
+    big = verijac.Case("rel_big", {"A": A}, sum(sympy.flatten(A.tolist())), {"A": (-1, 1)})
+    with pytest.raises(verijac.UsageError, match="Hessian included"):
+        verijac.check(big, batch_size=10**6, dtypes="float64")
+
+
+# -- item 17: the truth at removable singularities ------------------------------------------
+
+
+def test_the_reference_is_exact_at_and_near_a_removable_singularity() -> None:
+    from verijac._reference import exact_hessian, exact_jacobian
+
+    x = verijac.scalar("x")
+    case = verijac.Case("rel_sinc", {"x": x}, sympy.sin(x) / x, {"x": (-3, 3)})
+    at = torch.tensor([0.0, 1e-9, 1e-5, 0.5], dtype=torch.float64)
+    jac = exact_jacobian(case, (at,)).flatten()
+    hess = exact_hessian(case, (at,)).flatten()
+    # d/dx sin(x)/x = -x/3 + O(x^3); d2/dx2 = -1/3 + x^2/10 + O(x^4)
+    assert jac[0].item() == 0.0
+    assert jac[1].item() == pytest.approx(-1e-9 / 3, rel=1e-15)
+    assert jac[2].item() == pytest.approx(-1e-5 / 3 + 1e-15 / 30, rel=1e-14)
+    assert hess[0].item() == pytest.approx(-1 / 3, rel=1e-15)
+    assert hess[1].item() == pytest.approx(-1 / 3, rel=1e-15)  # float64 alone gives 0 here
+    assert hess[2].item() == pytest.approx(-1 / 3 + 1e-10 / 10, rel=1e-14)
+    # A pole stays a pole: never a made-up limit.
+    pole = verijac.Case("rel_pole", {"x": x}, 1 / x, {"x": (-3, 3)})
+    assert not torch.isfinite(
+        exact_jacobian(pole, (torch.tensor([0.0], dtype=torch.float64),))
+    ).any()
+
+
+def test_a_torch_defect_at_a_removable_singularity_is_checked_not_excluded() -> None:
+    """torch.sinc's double backward is NaN at 0 and 0 near it: a failure (here a known torch
+    defect of the shipped case), never "case defect: reference is NaN"."""
+    report = verijac.check(
+        "special_sinc", paths=["func.hessian"], dtypes="float64", seed=1, max_examples=2
+    )
+    (record,) = report.records
+    assert "case defect" not in record.reason
+    assert record.status in ("xfail", "mismatch")
+    if record.status == "xfail":
+        assert record.known == "torch defect sinc-derivatives-near-zero"
+
+
+# -- item 18: batch-size dependent defects --------------------------------------------------
+
+
+class _WrongAlone(torch.autograd.Function):
+    """Right in a batch, wrong (1 % off) when called with one or two points."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        factor = 1.01 if x.shape[0] <= 2 else 1.0
+        return g * torch.cos(x) * factor
+
+
+def test_a_defect_that_shows_only_in_small_batches_is_caught() -> None:
+    report = verijac.check_op(
+        _WrongAlone.apply,
+        _sin_case(),
+        paths=["reverse.vjp_random"],
+        dtypes="float64",
+        seed=2,
+        max_examples=2,
+        batch_size=32,
+    )
+    (record,) = report.records
+    assert record.status == "mismatch"
+    assert "a piece of" in record.reason

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def add_commands(sub):
+    del sub
