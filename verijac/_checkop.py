@@ -392,8 +392,11 @@ def check_op(
 
     Args:
         op: the op under test. It is called with one tensor per case input, in the case's
-            input order, each shaped ``(N, *input_shape)`` (batch first), and returns what the
-            case's outputs describe: a tensor ``(N, *output_shape)``, or a tuple of them.
+            input order, each shaped ``(N, *input_shape)`` (batch first) by the batched paths
+            and ``input_shape`` (one point, no batch dimension) by the per-point paths
+            (``functional.*``, ``func.jacrev``/``jacfwd``/``grad``) and inside ``vmap``
+            (docs/custom-ops.md lists them); it returns what the case's outputs describe: a
+            tensor ``(*batch, *output_shape)``, or a tuple of them.
             A plain torch function, an ``autograd.Function``'s ``apply``, a
             ``torch.library.custom_op`` — anything callable.
         case: a `verijac.Case`, or the name of a registered case.

@@ -85,7 +85,8 @@ def _add_check_options(p: argparse.ArgumentParser, *, op: bool) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="path name, glob (func.*) or family (reverse); repeatable; default: every path that is not opt-in",
+        help="path name, glob (func.*) or family (reverse); '!PATTERN' excludes; repeatable; "
+        "default: every path the command runs by default",
     )
     sel.add_argument(
         "--device",
@@ -653,6 +654,11 @@ def _execute(
     if not args.quiet and report.records:
         print(file=out)
         _summary_table(report.records, out)
+        gaps = report.capability_summary()
+        if gaps:
+            print("\nnot verified (unsupported):", file=out)
+            for line in gaps:
+                print(f"  {line}", file=out)
     if args.json:
         report.write_json(args.json)
     if args.junit:

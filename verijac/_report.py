@@ -168,6 +168,33 @@ def _decode_tree(x: Any) -> Any:
     return _decode(x)
 
 
+#: What an unsupported record's reason says is missing, and how to add it: (pattern in the
+#: reason, capability, remedy). The first match names the gap; others are grouped by reason.
+CAPABILITY_GAPS: tuple[tuple[str, str, str], ...] = (
+    (
+        r"jvp|forward[- ]mode|forward AD",
+        "no forward-mode rule",
+        "add a jvp (autograd.Function) or register one to check them",
+    ),
+    (
+        r"vmap|[Bb]atching rule",
+        "no vmap support",
+        "add a vmap staticmethod or generate_vmap_rule = True to check them",
+    ),
+    (
+        r"once_differentiable|double backward|derivative for .* is not implemented",
+        "not twice differentiable",
+        "make backward differentiable (no once_differentiable) to check them",
+    ),
+    (
+        r"data-dependent control flow|tracing tensor",
+        "not traceable (data-dependent control flow)",
+        "use torch.where instead of Python branches on tensor values to check them",
+    ),
+    (r"no autograd formula", "no autograd formula", "register a backward to check them"),
+)
+
+
 @dataclass
 class Report:
     """Every record of one check, the seed it ran with and its settings.
@@ -249,8 +276,39 @@ class Report:
         reference = str(self.settings.get("reference", ""))
         return f"; reference: {reference}" if reference.startswith("mpmath") else ""
 
+    def capability_summary(self) -> list[str]:
+        """What was not verified and why: one line per missing capability (or other reason)
+        with the number of paths per dtype it kept from running, and how to add it."""
+        import re
+
+        unsupported = [r for r in self.records if r.status == "unsupported"]
+        if not unsupported:
+            return []
+        groups_per_dtype = max(len({(r.case, r.device, r.dtype) for r in self.records}), 1)
+        total = len(self.records) // groups_per_dtype
+        gaps: dict[str, tuple[set[str], str]] = {}
+        for r in unsupported:
+            name, remedy = r.reason.splitlines()[0][:120] if r.reason else "no reason given", ""
+            for pattern, capability, fix in CAPABILITY_GAPS:
+                if re.search(pattern, r.reason):
+                    name, remedy = capability, fix
+                    break
+            paths, _ = gaps.setdefault(name, (set(), remedy))
+            paths.add(r.path)
+        lines = []
+        for name, (paths, remedy) in sorted(gaps.items(), key=lambda kv: -len(kv[1][0])):
+            tail = f"; {remedy}" if remedy else ""
+            shown = ", ".join(sorted(paths)[:4]) + (", …" if len(paths) > 4 else "")
+            lines.append(
+                f"{name}: {len(paths)} of {total} paths per dtype cannot run ({shown}){tail}"
+            )
+        return lines
+
     def __str__(self) -> str:
         parts = [self.summary()]
+        gaps = self.capability_summary()
+        if gaps:
+            parts.append("not verified (unsupported):\n" + "\n".join(f"  {g}" for g in gaps))
         parts += [r.message() for r in self.failures]
         xpass = self.unexpected_passes
         if xpass:

@@ -103,7 +103,9 @@ def resolve_cases(cases: Any = None) -> list[Case]:
 def resolve_paths(paths: Any = None, *, command: str = "check") -> list[Path]:
     """Paths from names, globs, family names, `Path` objects or a list of those.
 
-    ``None`` is every path ``command`` runs by default (not opt-in; `Path.default_for`).
+    ``None`` is every path ``command`` runs by default (not opt-in; `Path.default_for`). An
+    item ``"!PATTERN"`` removes the paths it selects (from the default selection when it is
+    the only kind of item): ``["!functional.jacobian_strict"]``, ``["func", "!func.linearize"]``.
 
     Raises:
         UsageError: a glob or family matches nothing, or an item has another type.
@@ -113,8 +115,13 @@ def resolve_paths(paths: Any = None, *, command: str = "check") -> list[Path]:
 
     if paths is None:
         return list_paths(default_for=command)
+    items = _as_list(paths)
+    excluded = [i[1:] for i in items if isinstance(i, str) and i.startswith("!")]
+    items = [i for i in items if not (isinstance(i, str) and i.startswith("!"))]
     out: list[Path] = []
-    for item in _as_list(paths):
+    if excluded and not items:  # only exclusions: from the command's default selection
+        out = list_paths(default_for=command)
+    for item in items:
         if isinstance(item, Path):
             found = [item]
         elif isinstance(item, str) and item in FAMILIES:
@@ -130,6 +137,13 @@ def resolve_paths(paths: Any = None, *, command: str = "check") -> list[Path]:
                 f"paths must be names, globs, family names or verijac Path objects, got {item!r}"
             )
         out += [p for p in found if all(p.name != o.name for o in out)]
+    for pattern in excluded:
+        drop = [p for p in list_paths() if selects(pattern, p)]
+        if not drop:
+            raise UsageError(
+                f"the exclusion '!{pattern}' matches no path (see `verijac list --paths`)"
+            )
+        out = [p for p in out if all(p.name != d.name for d in drop)]
     return out
 
 

@@ -37,6 +37,12 @@ _UNSUPPORTED_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     # torch.func transforms reject an autograd.Function written in the old style.
     "func": (r"must override the setup_context staticmethod",),
+    # linearize traces the function (make_fx): data-dependent Python control flow cannot be
+    # traced. A capability of the function, not a wrong derivative.
+    "trace": (
+        r"data-dependent control flow",
+        r"get value out of a tracing tensor",
+    ),
     # APIs that need one scalar output (the runner checks `scalar_output` first).
     "scalar": (
         r"should contain a single element",
@@ -46,17 +52,25 @@ _UNSUPPORTED_PATTERNS: dict[str, tuple[str, ...]] = {
 
 
 @contextlib.contextmanager
-def converting(uses: Iterable[str], *, func: bool = False, scalar: bool = False) -> Iterator[None]:
+def converting(
+    uses: Iterable[str], *, func: bool = False, scalar: bool = False, trace: bool = False
+) -> Iterator[None]:
     """Turn torch's "this function lacks capability X" errors into `Unsupported`.
 
     Args:
         uses: the path's capabilities (`CAPABILITIES`); their messages are converted.
         func: also convert torch.func's rejection of old-style autograd.Functions.
         scalar: also convert "needs a scalar output" errors.
+        trace: also convert "cannot trace data-dependent control flow" errors.
 
     Anything else propagates unchanged (the runner reports it as an error).
     """
-    kinds = [*uses, *(["func"] if func else []), *(["scalar"] if scalar else [])]
+    kinds = [
+        *uses,
+        *(["func"] if func else []),
+        *(["scalar"] if scalar else []),
+        *(["trace"] if trace else []),
+    ]
     patterns = [p for k in kinds for p in _UNSUPPORTED_PATTERNS.get(k, ())]
     try:
         yield

@@ -171,7 +171,7 @@ def linearize(problem: Problem) -> Any:
         out = jvp_fn(*tangents)
         return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
 
-    with converting({"forward_ad"}, func=True):
+    with converting({"forward_ad"}, func=True, trace=True):
         return groups(problem, body)
 
 
