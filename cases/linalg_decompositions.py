@@ -474,7 +474,11 @@ linalg_pinv_2x3 = Case(
     outputs=_arr(_mat(A23).T * _AAt.inv(method="ADJ")),
     domain={"A": (-2, 2)},
     # full row rank, κ(A)² = κ(A Aᵀ) kept modest: det(A Aᵀ)/‖A‖⁴_F away from 0
-    exclude=[4 * _gram_det / sq_norm(sympy.flatten(rows(A23))) ** 2],
+    # Conditioning and scale (‖A‖²_F ≥ 1), as for linalg_lstsq_3x2.
+    exclude=[
+        4 * _gram_det / sq_norm(sympy.flatten(rows(A23))) ** 2,
+        sq_norm(sympy.flatten(rows(A23))) / 5,
+    ],
     margin=0.2,
     known=[
         KnownPoint(
@@ -497,7 +501,13 @@ linalg_lstsq_3x2 = Case(
     inputs={"A": A32, "b": b3},
     outputs=sympy.Array(list(_AtA.inv(method="ADJ") * _mat(A32).T * sympy.Matrix(list(b3)))),
     domain={"A": (-2, 2), "b": (-3, 3)},
-    exclude=[4 * _AtA.det() / sq_norm(sympy.flatten(rows(A32))) ** 2],
+    # Scale-free conditioning (κ ≤ ~4.5) and scale (‖A‖²_F ≥ 1): at ‖A‖ ~ 0.1 the Jacobian's
+    # entries span 0.01 to 100, and float32's normwise rounding (~1e-5 there) exceeds the
+    # entrywise tolerance on the small ones though torch is as accurate as float32 allows.
+    exclude=[
+        4 * _AtA.det() / sq_norm(sympy.flatten(rows(A32))) ** 2,
+        sq_norm(sympy.flatten(rows(A32))) / 5,
+    ],
     margin=0.2,
     known=[
         KnownPoint(

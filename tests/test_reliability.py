@@ -268,6 +268,8 @@ def test_a_torch_defect_at_a_removable_singularity_is_checked_not_excluded() -> 
 class _WrongAlone(torch.autograd.Function):
     """Right in a batch, wrong (1 % off) when called with one or two points."""
 
+    sizes = (1, 2)
+
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
@@ -276,7 +278,7 @@ class _WrongAlone(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        factor = 1.01 if x.shape[0] <= 2 else 1.0
+        factor = 1.01 if x.shape[0] in _WrongAlone.sizes else 1.0
         return g * torch.cos(x) * factor
 
 
@@ -292,4 +294,34 @@ def test_a_defect_that_shows_only_in_small_batches_is_caught() -> None:
     )
     (record,) = report.records
     assert record.status == "mismatch"
-    assert "a piece of" in record.reason
+    assert "a piece of 1 points" in record.reason
+    # With 8 batches or more, pieces of 2 and 7 rows too.
+    _WrongAlone.sizes = (2,)
+    try:
+        report = verijac.check_op(
+            _WrongAlone.apply,
+            _sin_case(),
+            paths=["reverse.vjp_random"],
+            dtypes="float64",
+            seed=2,
+            max_examples=8,
+            batch_size=32,
+        )
+    finally:
+        _WrongAlone.sizes = (1, 2)
+    (record,) = report.records
+    assert record.status == "mismatch" and "a piece of 2 points" in record.reason
+
+
+def test_a_cone_point_is_nan_of_the_right_shape_not_a_crash() -> None:
+    """Where neither the expression nor its limit exists (the tip of ‖v‖), every entry of the
+    mpmath reference is NaN, in the Jacobian's shape."""
+    from verijac._precise import precise_jacobian
+
+    x, y = verijac.scalar("x"), verijac.scalar("y")
+    cone = verijac.Case(
+        "rel_cone", {"x": x, "y": y}, sympy.sqrt(x**2 + y**2), {"x": (-1, 1), "y": (-1, 1)}
+    )
+    zero = torch.zeros(1, dtype=torch.float64)
+    jac = precise_jacobian(cone, (zero, zero), 30)
+    assert jac.shape == (1, 1, 2) and torch.isnan(jac).all()

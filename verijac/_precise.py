@@ -174,14 +174,15 @@ def _evaluate(
     rows = torch.cat(
         [x.detach().to("cpu", torch.float64).reshape(n_points, -1) for x in inputs], dim=1
     ).tolist()
+    count = math.prod(shape)
     out = []
     with _LOCK:
         fn = _compile(case, which)
         for row in rows:
             args = [mpmath.mpf(v) for v in row]  # exact: every float64 is an mpf
-            found, prec = _rounded(fn, args, digits), digits
+            found, prec = _rounded(fn, args, digits, count), digits
             while True:
-                finer = _rounded(fn, args, 2 * prec)
+                finer = _rounded(fn, args, 2 * prec, count)
                 if _same(found, finer):
                     break
                 found, prec = finer, 2 * prec
@@ -195,7 +196,7 @@ def _evaluate(
     return torch.tensor(out, dtype=torch.float64).reshape(n_points, *shape).to(dev)
 
 
-def _rounded(fn: Callable[..., Any], args: list[Any], digits: int) -> list[float]:
+def _rounded(fn: Callable[..., Any], args: list[Any], digits: int, count: int) -> list[float]:
     """``fn(*args)`` at ``digits`` digits, each entry rounded once to float64.
 
     At a removable singularity (0/0 in the expression, e.g. the derivative of sin(x)/x at 0)
@@ -210,7 +211,7 @@ def _rounded(fn: Callable[..., Any], args: list[Any], digits: int) -> list[float
         except VerijacError:  # the case cannot be evaluated at all: say so
             raise
         except (ZeroDivisionError, ValueError, OverflowError):
-            values = [math.nan]
+            values = [math.nan] * count
         if all(math.isfinite(v) for v in values):
             return values
         # A quarter of the digits: the expression may cancel like 1/h**3 there, and the
@@ -222,9 +223,7 @@ def _rounded(fn: Callable[..., Any], args: list[Any], digits: int) -> list[float
         except VerijacError:
             raise
         except (ZeroDivisionError, ValueError, OverflowError):
-            return values if len(values) > 1 else [math.nan] * len(values)
-        if len(values) != len(up):
-            values = [math.nan] * len(up)
+            return values
         # A limit only where both sides agree: at a pole they do not (1/x: ±10^15).
         return [
             v

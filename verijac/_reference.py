@@ -195,6 +195,13 @@ def _settled(
     import torch
 
     value = evaluate(args)
+    # Every input with the batch in front (a path that moves the points may pass some
+    # without a batch dimension: the others fixed at one row).
+    n_points = value.shape[0]
+    args = tuple(
+        x.expand(n_points, *v.shape) if x.dim() == len(v.shape) else x
+        for x, v in zip(args, case.variables, strict=True)
+    )
     u = MOVE_ULPS * torch.finfo(torch.float64).eps
     moved = [evaluate(tuple(x * (1 + s * u) for x in args)) for s in (1, -1)]
     bad = suspect_rows(value, moved) | inconsistent_rows(value, args, lower)

@@ -677,10 +677,10 @@ def _batch(group: _Group, batch: Any) -> None:
             s.finish("error", defect, point=_point_dict(group.case, inputs, row))
         raise _Stop
     small: _Reference | None = None
-    # The second batch of a group goes through each batched path in pieces of 1, 2 and 7
-    # points (and the rest): a defect that depends on the batch size (a rule that broadcasts
-    # against the batch, a kernel that is wrong for one row) shows against the same truth.
-    parts = _pieces(group, inputs, batch, ref) if group.batches == 2 else None
+    # Some batches go through each batched path in pieces (`PIECES`: one row, then 2 and 7
+    # rows): a defect that depends on the batch size (a rule that broadcasts against the
+    # batch, a kernel that is wrong for one row) shows against the same truth.
+    parts = _pieces(group, inputs, batch, ref)
     for state in group.active:
         raise_if_interrupted()
         if opts.deadline is not None:
@@ -708,19 +708,25 @@ def _batch(group: _Group, batch: Any) -> None:
         raise _Stop
 
 
-#: The sizes the second batch of a group is cut into for batched paths (then the rest).
-PIECES = (1, 2, 7)
+#: Batch number in a group → the sizes that batch is cut into for batched paths (then the
+#: rest): one row on the second batch; 2 and a prime on the third when the group has at least
+#: `MORE_PIECES_FROM` batches (each cut costs every batched path one more call).
+PIECES = {2: (1,), 3: (2, 7)}
+MORE_PIECES_FROM = 8
 
 
 def _pieces(
     group: _Group, inputs: tuple[Any, ...], batch: Any, ref: _Reference
 ) -> list[_Reference] | None:
-    """References for the batch cut into `PIECES` and the rest (``None``: batch too small)."""
+    """References for this batch cut into its `PIECES` and the rest (``None``: no cut)."""
+    sizes = PIECES.get(group.batches, ())
+    if group.batches > 2 and group.opts.max_examples < MORE_PIECES_FROM:
+        sizes = ()
     n = int(inputs[0].shape[0])
-    if n <= sum(PIECES):
+    if not sizes or n <= sum(sizes):
         return None
     out, start = [], 0
-    for size in (*PIECES, n - sum(PIECES)):
+    for size in (*sizes, n - sum(sizes)):
         k = slice(start, start + size)
         problem = _problem(group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k])
         piece = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
