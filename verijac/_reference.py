@@ -101,21 +101,24 @@ def exact_jacobian(case: Case, inputs: Sequence[Any], digits: int | None = None)
         from ._precise import precise_jacobian
 
         return precise_jacobian(case, inputs, digits).to(_reference_device(inputs[0].device))
-    args = _f64(inputs)
+    return _settled(
+        case,
+        "jacobian",
+        _f64(inputs),
+        lambda at: _generated_jacobian(case, at),
+        lambda at: exact_values(case, at),
+    )
 
-    def evaluate(at: Sequence[Any]) -> Any:
-        return flat_jacobian(
-            case.torch_jacobian()(*at),
-            [o.shape for o in case.outputs],
-            [v.shape for v in case.variables],
-            tuple_outputs=case.tuple_outputs,
-            tuple_inputs=case.tuple_inputs,
-        )
 
-    def lower(at: Sequence[Any]) -> Any:
-        return exact_values(case, at)
-
-    return _settled(case, "jacobian", args, evaluate, lower)
+def _generated_jacobian(case: Case, at: Sequence[Any]) -> Any:
+    """The generated Jacobian code at float64 points, ``(N, m, n)``."""
+    return flat_jacobian(
+        case.torch_jacobian()(*at),
+        [o.shape for o in case.outputs],
+        [v.shape for v in case.variables],
+        tuple_outputs=case.tuple_outputs,
+        tuple_inputs=case.tuple_inputs,
+    )
 
 
 #: At most this many rows of one evaluation are settled with mpmath (the rest stay float64).
@@ -234,7 +237,6 @@ def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) 
         from ._precise import precise_hessian
 
         return precise_hessian(case, inputs, digits).to(_reference_device(inputs[0].device))
-    args = _f64(inputs)
 
     def evaluate(at: Sequence[Any]) -> Any:
         return flat_hessian(
@@ -245,16 +247,9 @@ def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) 
             tuple_inputs=case.tuple_inputs,
         )
 
-    def lower(at: Sequence[Any]) -> Any:
-        return flat_jacobian(
-            case.torch_jacobian()(*at),
-            [o.shape for o in case.outputs],
-            [v.shape for v in case.variables],
-            tuple_outputs=case.tuple_outputs,
-            tuple_inputs=case.tuple_inputs,
-        )
-
-    return _settled(case, "hessian", args, evaluate, lower)
+    return _settled(
+        case, "hessian", _f64(inputs), evaluate, lambda at: _generated_jacobian(case, at)
+    )
 
 
 def expected(computes: str, problem: Problem, jac: Any, hess: Any = None) -> Any:
