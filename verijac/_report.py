@@ -26,9 +26,11 @@ class Record:
     ``status`` is ``pass``, ``mismatch`` (numbers, or a documented behaviour not shown),
     ``unsupported`` (the path does not apply; ``reason`` says why), ``error`` (an exception,
     or a defect of the case), ``skipped`` (device or dtype not available), ``xfail`` (a
-    mismatch the case lists in ``known_failures``: a known torch defect; ``reason`` gives the
-    known issue and what was observed) or ``xpass`` (a listed known failure that did not
-    show: the torch defect may be fixed). For a mismatch or an xfail
+    failure a known torch defect explains: an entry of the torch-defects registry covering
+    this torch version, or the case's ``known_failures``; ``known`` names it and ``reason``
+    gives it with what was observed), ``xpass`` (a covered path that passed: the defect may
+    be fixed) or ``known`` (a failure the baseline run already had). ``entry`` names the
+    worst entry in the case's terms. For a mismatch or an xfail
     ``point`` is the minimal failing point, and ``index``, ``expected``, ``actual`` and the
     errors are those of its worst entry; otherwise the errors are the greatest over every
     point checked.
