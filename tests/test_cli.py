@@ -186,6 +186,26 @@ def test_broken_cases_module_is_a_usage_error_naming_the_file(
     assert "broken.py:2" in line and "RuntimeError: boom" in line
 
 
+def test_internal_error_is_blamed_on_verijac_with_exit_3(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in verijac is never reported as the user's usage error (issue 11)."""
+    from verijac import _functions
+    from verijac._errors import InternalError
+
+    def broken() -> str:
+        raise InternalError("the function map lost an entry")
+
+    monkeypatch.setattr(_functions, "coverage_markdown", broken)
+    code, _, err = _run(capsys, "functions")
+    assert code == 3
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [
+        "verijac: internal error (a bug in verijac, not in your input): the function map lost "
+        "an entry; please report it with the command you ran"
+    ]
+
+
 # -- check -------------------------------------------------------------------------------------
 
 

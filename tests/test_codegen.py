@@ -125,6 +125,26 @@ def test_unsupported_function_names_it_and_registration_works() -> None:
         verijac.unregister_function(cube)
 
 
+def test_unregistered_user_function_advice_names_the_users_class() -> None:
+    class quartic(sympy.Function):
+        pass
+
+    with pytest.raises(UnsupportedFunctionError) as info:
+        _case("g_quartic", quartic(x)).torch_function()
+    assert "verijac.register_function(quartic, my_torch_impl)" in str(info.value)
+
+
+def test_a_symbol_without_a_value_is_an_internal_error() -> None:
+    """A generator inconsistency is verijac's bug, never a usage error (issue 11)."""
+    from verijac._codegen import _Generator
+    from verijac._errors import InternalError
+
+    with pytest.raises(InternalError, match="a bug in verijac") as info:
+        _Generator("sympy", [], []).scalar_env(sympy.Symbol("lost"))
+    assert not isinstance(info.value, verijac.UsageError)
+    assert "lost" in info.value.detail and "please report it" in str(info.value)
+
+
 def test_wrong_input_shape_and_dtype_are_clear() -> None:
     case = verijac.get_case("seed_matrix_square")
     with pytest.raises(verijac.ShapeError, match=r"ending in \(2, 2\)"):

@@ -9,6 +9,8 @@ import sympy
 import torch
 
 import verijac
+from verijac import Case, scalar
+from verijac._errors import UnsupportedFunctionError
 from verijac._functions import FUNCTIONS, coverage_markdown
 from verijac._symbolic import _almost_everywhere
 
@@ -81,3 +83,15 @@ def test_docs_table_is_generated_from_the_map() -> None:
     assert coverage_markdown() in docs.read_text(encoding="utf-8"), (
         "docs/functions.md is out of date: regenerate with `python -m verijac functions`"
     )
+
+
+def test_a_users_class_named_like_a_sympy_function_is_not_given_torchs_version() -> None:
+    """A user's ``erf`` with other math must not be generated as torch.erf (a false pass)."""
+
+    class erf(sympy.Function):
+        def fdiff(self, argindex: int = 1) -> sympy.Expr:
+            return 3 * self.args[0] ** 2
+
+    x = scalar("x")
+    with pytest.raises(UnsupportedFunctionError, match="register_function"):
+        Case("user_erf_shadow", {"x": x}, erf(x) + x, {"x": (-1, 1)})

@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 import sympy
 
+import verijac
 from verijac import _parse
 from verijac._errors import ParseError
 from verijac._parse import KNOWN_FUNCTIONS, parse, parse_number
@@ -144,9 +145,9 @@ def test_symbol_called_as_function_is_refused() -> None:
 
 _ONE_ARGUMENT = (
     "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "acot", "sinh", "cosh",
-    "tanh", "coth", "sech", "csch", "asinh", "acosh", "atanh", "exp", "log", "sqrt", "cbrt", "Abs",
-    "sign", "floor", "ceiling", "erf", "erfc", "erfinv", "gamma", "loggamma", "digamma", "zeta",
-    "sinc", "Heaviside",
+    "tanh", "coth", "sech", "csch", "asinh", "acosh", "atanh", "acoth", "exp", "log", "sqrt",
+    "cbrt", "Abs", "sign", "floor", "ceiling", "erf", "erfc", "erfinv", "gamma", "loggamma",
+    "digamma", "zeta", "sinc", "Heaviside",
 )  # fmt: skip
 _FUNCTION_CASES: dict[str, tuple[str, Any]] = {
     **{name: (f"{name}(x)", getattr(sympy, name)(x)) for name in _ONE_ARGUMENT},
@@ -156,6 +157,7 @@ _FUNCTION_CASES: dict[str, tuple[str, Any]] = {
     "max": ("max(x, y)", sympy.Max(x, y)),
     "min": ("min(x, y, 0)", sympy.Min(x, y, 0)),
     "abs": ("abs(x)", sympy.Abs(x)),
+    "heaviside": ("heaviside(x)", sympy.Heaviside(x)),
     "lgamma": ("lgamma(x)", sympy.loggamma(x)),
     "polygamma": ("polygamma(1, x)", sympy.polygamma(1, x)),
     "besselj": ("besselj(2, x)", sympy.besselj(2, x)),
@@ -233,10 +235,60 @@ def test_user_function_errors_become_parse_errors() -> None:
 def test_unknown_function_suggests_close_names_and_registration() -> None:
     message = _refused("sine(x)")
     assert "Did you mean sin" in message
-    assert "verijac.register_function" in message
+    assert "verijac.register_function(sine, torch_impl)" in message
     message = _refused("myfunc(x)")
     assert "Did you mean" not in message
+    assert "`sympy.Function` subclass `myfunc`" in message
     assert "functions={name: fn}" in message
+    assert "Did you mean sin? " in _refused("SIN(x)")  # case-insensitive, one name per function
+    assert "Did you mean Heaviside? " in _refused("Heavisid(x)")
+
+
+def test_every_function_of_the_map_is_callable_from_text() -> None:
+    from verijac._functions import FUNCTIONS
+
+    for cls in FUNCTIONS:
+        assert KNOWN_FUNCTIONS[cls.__name__] is cls or cls in (sympy.Max, sympy.Min)
+
+
+def test_unknown_sympy_function_advice_works() -> None:
+    """The error's advice, followed to the letter, makes the text parse (issue 11)."""
+    message = _refused("lambertw(x)")
+    assert "verijac.register_function(sympy.LambertW, torch_impl)" in message
+    assert "`lambertw(...)`" in message
+    verijac.register_function(sympy.LambertW, lambda t: t)
+    try:
+        assert parse("lambertw(x) + LambertW(y)") == sympy.LambertW(x) + sympy.LambertW(y)
+        assert KNOWN_FUNCTIONS["lambertw"] is sympy.LambertW
+    finally:
+        verijac.unregister_function(sympy.LambertW)
+    assert "unknown function `lambertw`" in _refused("lambertw(x)")
+    assert "lambertw" not in KNOWN_FUNCTIONS
+
+
+def test_registered_function_names_follow_the_rule() -> None:
+    """Class name always; lower-case name only when no other function is spelt so."""
+
+    class MyCube(sympy.Function):
+        pass
+
+    class Sigmoid(sympy.Function):
+        pass
+
+    class sigmoid(sympy.Function):  # the user's own class wins over the built-in spelling
+        pass
+
+    for cls in (MyCube, Sigmoid, sigmoid):
+        verijac.register_function(cls, lambda t: t)
+    try:
+        assert parse("MyCube(x) + mycube(y)") == MyCube(x) + MyCube(y)
+        assert parse("Sigmoid(x)") == Sigmoid(x)
+        assert parse("sigmoid(x)") == sigmoid(x)
+    finally:
+        for cls in (MyCube, Sigmoid, sigmoid):
+            verijac.unregister_function(cls)
+    assert parse("sigmoid(x)") == 1 / (1 + sympy.exp(-x))
+    assert "mycube" not in KNOWN_FUNCTIONS and "Sigmoid" not in KNOWN_FUNCTIONS
 
 
 # --- Piecewise, comparisons and conditions ------------------------------------------------

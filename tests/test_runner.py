@@ -486,7 +486,7 @@ def test_a_result_of_the_wrong_shape_is_an_error() -> None:
     wrong = Path("t.wrong_shape", "reverse", "vjp", "vjp[:, :1]", lambda p: _vjp(p)[:, :1])
     report = run([seed_tuple_io], paths=[wrong, VJP], seed=0, dtypes="float64", **FAST)
     bad, good = report.records
-    assert bad.status == "error" and "ValueError: result has shape" in bad.reason
+    assert bad.status == "error" and "ShapeError: result has shape" in bad.reason
     assert good.status == "pass"
 
 

@@ -85,6 +85,36 @@ def test_bad_text_is_refused_clearly(
     assert not (tmp_path / "pwned").exists()
 
 
+class Cube(sympy.Function):
+    """A user's own function, registered with `verijac.register_function` in a test."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return 3 * self.args[0] ** 2
+
+
+CUBE_CASE = "name = 't_cube'\noutputs = 'cube(x) + Cube(2*x)'\n[inputs]\nx=[]\n[domain]\nx=[0,1]"
+
+
+def test_registered_function_reaches_text_cases() -> None:
+    """`register_function` makes a function callable from a TOML case, by its class name and
+    its lower-case name, and `unregister_function` takes it away again (issue 11)."""
+    import torch
+
+    with pytest.raises(ParseError, match=r"register_function\(cube, torch_impl\)"):
+        case_from_text(CUBE_CASE)
+    verijac.register_function(Cube, lambda t: t**3)
+    try:
+        case = case_from_text(CUBE_CASE)
+        (x,) = case.in_symbols
+        assert case.out_exprs == (Cube(x) + Cube(2 * x),)
+        jac = case.torch_jacobian()(torch.tensor([0.5], dtype=torch.float64))
+        assert float(jac[0]) == pytest.approx(3 * 0.25 + 6 * 1.0)
+    finally:
+        verijac.unregister_function(Cube)
+    with pytest.raises(ParseError, match="unknown function `cube`"):
+        case_from_text(CUBE_CASE)
+
+
 def test_load_cases_from_a_directory(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text(GOOD.replace("t_poly", "t_dir_poly"), encoding="utf-8")
     (tmp_path / "mine_py.py").write_text(

@@ -15,6 +15,9 @@ from ._errors import (
     DomainError as DomainError,
 )
 from ._errors import (
+    InternalError as InternalError,
+)
+from ._errors import (
     ParseError as ParseError,
 )
 from ._errors import (
@@ -158,6 +161,7 @@ __all__ = [
     "DefectError",
     "Diff",
     "DomainError",
+    "InternalError",
     "Interval",
     "KnownPoint",
     "ParseError",

@@ -2,7 +2,8 @@
 
 Exit status: 0 when every check passed (unsupported and skipped do not fail), 1 on a
 mismatch or an error, 2 on a usage error (every `VerijacError` ends here as one line on
-stderr), 130 when interrupted (the completed records are still reported and written).
+stderr), 3 on an `InternalError` (a bug in verijac, said so in one line on stderr), 130 when
+interrupted (the completed records are still reported and written).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from ._errors import UsageError, VerijacError
+from ._errors import InternalError, UsageError, VerijacError
 from ._options import PROFILE_NAMES, digits, positive_int, seconds, seed, select_cases
 from ._report import STATUSES
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from ._case import Case
     from ._report import Record, Report
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_REPORT = "; please report it with the command you ran"
 
 #: Modules that add further sub-commands, each through ``add_commands(sub)`` (a sub-parser's
 #: ``func`` default takes the parsed arguments and returns the exit status). They must import
@@ -266,6 +268,9 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
+    except InternalError as exc:  # verijac's fault: never reported as a usage error
+        print(f"verijac: {InternalError.PREFIX}{exc.detail}{_REPORT}", file=sys.stderr)
+        return EXIT_INTERNAL
     except VerijacError as exc:
         print(f"verijac: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

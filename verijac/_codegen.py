@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ShapeError, UnsupportedFunctionError, UsageError
+from ._errors import InternalError, ShapeError, UnsupportedFunctionError, UsageError
 from ._functions import lookup
 
 if TYPE_CHECKING:
@@ -492,7 +492,7 @@ class _Generator:
         try:
             return self.scalar(self.refs[s])
         except KeyError:
-            raise UsageError(f"internal: symbol {s} has no value in generated code") from None
+            raise InternalError(f"symbol {s} has no value in the generated code") from None
 
     def print(
         self,

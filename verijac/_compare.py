@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import InternalError, ShapeError
 from ._tolerances import Tolerance
 
 
@@ -142,7 +143,7 @@ class Bound:
                 three values NaN). A failing comparison always locates its worst entry.
 
         Raises:
-            ValueError: ``actual`` has another shape than the expected result.
+            ShapeError: ``actual`` has another shape than the expected result (a `ValueError`).
         """
         import torch
 
@@ -151,7 +152,10 @@ class Bound:
         if a.dtype != torch.float64 or a.device != e.device:
             a = a.to(device=e.device, dtype=torch.float64)
         if a.shape != e.shape:
-            raise ValueError(f"result has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
+            raise ShapeError(
+                f"result has shape {tuple(a.shape)}, expected {tuple(e.shape)} (the shape of "
+                "the exact result)"
+            )
         if e.numel() == 0:
             return Comparison(True, 0.0, 0.0, 0.0, [], 0.0, 0.0, 0.0, [], 0, self.tolerance)
         allowed = self.allowed
@@ -260,7 +264,7 @@ def weights(computes: str, problem: Any, device: Any) -> Any:
         return 2.0 * c
     if computes == "chvp":
         return c * t
-    raise ValueError(f"no weights for computes={computes!r}")
+    raise InternalError(f"no weights for computes={computes!r}, which paths validate")
 
 
 def bound(
@@ -331,7 +335,7 @@ def compare(
         is NaN/inf while the exact value is finite and representable in ``dtype``.
 
     Raises:
-        ValueError: ``actual`` has another shape than ``expected``.
+        ShapeError: ``actual`` has another shape than ``expected`` (a `ValueError`).
     """
     return bound(expected, dtype=dtype, tolerance=tolerance, scale=scale).check(actual, cond=cond)
 

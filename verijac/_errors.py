@@ -41,3 +41,19 @@ class TableError(VerijacError, ValueError):
 
 class UsageError(VerijacError, ValueError):
     """A user-facing API or CLI was called with invalid options."""
+
+
+class InternalError(VerijacError, RuntimeError):
+    """verijac contradicted itself: a bug in verijac, never a fault of the caller's input.
+
+    The message says so and asks for a report; `detail` is the inconsistency alone.
+    """
+
+    PREFIX = "internal error (a bug in verijac, not in your input): "
+    SUFFIX = "; please report it with the code or command you ran and this message"
+
+    def __init__(self, detail: str) -> None:
+        # Code that adds context by re-raising `type(exc)(f"{where}: {exc}")` passes a whole
+        # message back in: keep one prefix and one request to report.
+        self.detail = detail.replace(self.PREFIX, "").replace(self.SUFFIX, "")
+        super().__init__(f"{self.PREFIX}{self.detail}{self.SUFFIX}")

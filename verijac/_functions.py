@@ -256,8 +256,14 @@ def register_function(
 ) -> None:
     """Register (or override) the torch implementation of a SymPy function class.
 
+    The registration reaches code generation and the text parser alike: expression text
+    (`verijac.parse`, TOML cases) may then call the function by its class name
+    (``LambertW(x)``), and by its lower-case name (``lambertw(x)``) unless another function
+    is spelt that way. A registered class's name takes precedence over a built-in function
+    spelt the same.
+
     Args:
-        function: a SymPy function class, e.g. ``sympy.lambertw`` or your own
+        function: a SymPy function class, e.g. ``sympy.LambertW`` or your own
             ``sympy.Function`` subclass (it must define ``fdiff`` for derivatives).
         implementation: a callable taking tensors (or Python numbers for numeric arguments)
             and returning a tensor, without Python control flow on tensor values.
@@ -269,7 +275,7 @@ def register_function(
     """
     if not (isinstance(function, type) and issubclass(function, sympy.Function)):
         raise UsageError(
-            f"register_function expects a SymPy function class such as sympy.lambertw, got "
+            f"register_function expects a SymPy function class such as sympy.LambertW, got "
             f"{function!r}"
         )
     if not callable(implementation):
@@ -280,8 +286,14 @@ def register_function(
 
 
 def unregister_function(function: type) -> None:
-    """Remove a user registration (the built-in mapping, if any, applies again)."""
+    """Remove a user registration from code generation and the parser alike (the built-in
+    mapping, if any, applies again)."""
     _USER.pop(function, None)
+
+
+def registered() -> tuple[type, ...]:
+    """The classes registered with `register_function`, oldest first."""
+    return tuple(_USER)
 
 
 # symengine spells some classes differently from SymPy.
@@ -296,12 +308,20 @@ def lookup(name: str, sympy_class: type | None = None) -> Mapping:
     """
     if sympy_class is not None and sympy_class in ACTIVE:
         return ACTIVE[sympy_class]
-    for cls in ACTIVE:
+    # By name only for a node that carries no class (symengine's) or SymPy's own class: a
+    # user's class that happens to be called ``erf`` must never get torch's erf.
+    own = sympy_class is not None and not str(getattr(sympy_class, "__module__", "")).startswith(
+        "sympy."
+    )
+    for cls in () if own else ACTIVE:
         if cls.__name__ == _ALIASES.get(name, name):
             return ACTIVE[cls]
+    spelt = _ALIASES.get(name, name)
+    if sympy_class is None or getattr(sympy, spelt, None) is sympy_class:
+        spelt = f"sympy.{spelt}"  # else the user's own class, named as they defined it
     raise UnsupportedFunctionError(
         f"no torch mapping for the function {name!r}. Register one with "
-        f"verijac.register_function(sympy.{name}, my_torch_impl), where my_torch_impl takes "
+        f"verijac.register_function({spelt}, my_torch_impl), where my_torch_impl takes "
         "tensors and returns a tensor; supported: " + ", ".join(sorted(c.__name__ for c in ACTIVE))
     )
 

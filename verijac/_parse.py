@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import math
 import operator
-from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 import sympy
@@ -22,6 +23,7 @@ from sympy.matrices import MatrixBase
 from sympy.tensor.array import NDimArray
 
 from verijac._errors import ParseError
+from verijac._functions import ACTIVE, FUNCTIONS, registered
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -128,23 +130,98 @@ def _min(*xs: Any) -> Any:
     return _minmax(sympy.Min, *xs)
 
 
-KNOWN_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
-    "csc": sympy.csc, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
-    "acot": sympy.acot, "atan2": sympy.atan2, "sinh": sympy.sinh, "cosh": sympy.cosh,
-    "tanh": sympy.tanh, "coth": sympy.coth, "sech": sympy.sech, "csch": sympy.csch,
-    "asinh": sympy.asinh, "acosh": sympy.acosh, "atanh": sympy.atanh, "exp": sympy.exp,
-    "log": sympy.log, "sqrt": sympy.sqrt, "cbrt": sympy.cbrt, "Abs": sympy.Abs, "sign": sympy.sign,
-    "Max": _max, "Min": _min, "floor": sympy.floor, "ceiling": sympy.ceiling,
-    "erf": sympy.erf, "erfc": sympy.erfc, "erfinv": sympy.erfinv, "gamma": sympy.gamma,
-    "loggamma": sympy.loggamma, "digamma": sympy.digamma, "polygamma": sympy.polygamma,
-    "zeta": sympy.zeta, "besselj": sympy.besselj, "bessely": sympy.bessely,
-    "besseli": sympy.besseli, "besselk": sympy.besselk, "sinc": sympy.sinc,
-    "Heaviside": sympy.Heaviside, "Piecewise": sympy.Piecewise, "abs": sympy.Abs, "max": _max,
-    "min": _min, "lgamma": sympy.loggamma, "hypot": _hypot, "sigmoid": _sigmoid,
-    "softplus": _softplus, "expm1": _expm1, "log1p": _log1p, "logsumexp": _logsumexp,
+_SPELLINGS: dict[str, Callable[..., Any]] = {
+    "sqrt": sympy.sqrt, "cbrt": sympy.cbrt, "digamma": sympy.digamma, "lgamma": sympy.loggamma,
+    "Max": _max, "Min": _min, "max": _max, "min": _min, "Piecewise": sympy.Piecewise,
+    "hypot": _hypot, "sigmoid": _sigmoid, "softplus": _softplus, "expm1": _expm1,
+    "log1p": _log1p, "logsumexp": _logsumexp,
 }  # fmt: skip
-"""Function names `parse` understands, mapped to callables that build SymPy expressions."""
+"""Names text may call beyond the classes of the function map: other spellings, functions
+built from mapped ones, and `Max`/`Min` with a bounded number of arguments."""
+
+
+def _callable_name(name: str) -> bool:
+    """Whether text can call a function by `name`."""
+    return name.isidentifier() and not name.startswith("_") and not keyword.iskeyword(name)
+
+
+def _function_table(user: tuple[type, ...]) -> dict[str, Callable[..., Any]]:
+    """Every function text may call, by name: the function map's classes and `_SPELLINGS`.
+
+    A class is called by its class name, and by its lower-case name when no other function
+    has that name and no other class has the same lower-case name. A class registered by the
+    user takes its name over a built-in function or spelling of the same name (the user asked
+    for it); overriding a built-in class's torch implementation does not change its names.
+    """
+    added = [cls for cls in user if cls not in FUNCTIONS and _callable_name(cls.__name__)]
+    table: dict[str, Callable[..., Any]] = {cls.__name__: cls for cls in FUNCTIONS}
+    table.update(_SPELLINGS)
+    table.update({cls.__name__: cls for cls in added})
+    classes = [*FUNCTIONS, *added]
+    lower = Counter(cls.__name__.lower() for cls in classes)
+    for cls in classes:
+        alias = cls.__name__.lower()
+        if lower[alias] == 1 and alias not in table:
+            table[alias] = cls
+    return table
+
+
+def _how_to_register(name: str, known: Mapping[str, Any]) -> str:
+    """Advice that makes text calling `name` work: register the SymPy class spelt `name`
+    (up to case) if SymPy has one, else a class of the user's own."""
+    lowered = name.lower()
+    spellings = [name, *(attr for attr in dir(sympy) if attr.lower() == lowered)]
+    for attr in spellings:
+        cls = getattr(sympy, attr, None)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, sympy.Function)
+            and cls is not sympy.Function
+            and cls not in ACTIVE
+        ):
+            also = f" (or `{lowered}(...)`)" if lowered not in known and lowered != attr else ""
+            return (
+                f"SymPy has `{attr}`: register its torch implementation with "
+                f"`verijac.register_function(sympy.{attr}, torch_impl)`, and text can call "
+                f"`{attr}(...)`{also}."
+            )
+    return (
+        f"To add a function, define a `sympy.Function` subclass `{name}` (with `fdiff` for "
+        f"its derivative) and register it with `verijac.register_function({name}, "
+        "torch_impl)`: text can then call it by its class name; `verijac.parse` also takes "
+        "`functions={name: fn}`."
+    )
+
+
+class _KnownFunctions(Mapping[str, Callable[..., Any]]):
+    """`_function_table` for the registrations in force, rebuilt when they change, so that
+    `register_function` and `unregister_function` take effect on the next parse."""
+
+    def __init__(self) -> None:
+        self._built: tuple[tuple[type, ...] | None, dict[str, Callable[..., Any]]] = (None, {})
+
+    def _table(self) -> dict[str, Callable[..., Any]]:
+        user = registered()
+        built = self._built  # one read: another thread may replace it meanwhile
+        if built[0] != user:
+            built = (user, _function_table(user))
+            self._built = built
+        return built[1]
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+KNOWN_FUNCTIONS: Mapping[str, Callable[..., Any]] = _KnownFunctions()
+"""Function names `parse` understands, mapped to callables that build SymPy expressions: the
+classes of the function map (`verijac._functions`, with `register_function`'s) and
+`_SPELLINGS`. It follows registrations as they happen."""
 
 _CONSTANTS: dict[str, Any] = {"pi": sympy.pi, "E": sympy.E, "oo": sympy.oo, "inf": sympy.oo}
 _ADDITIVE = (ast.Add, ast.Sub)
@@ -207,7 +284,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "invert": ("+, - or not", "`~` is not supported; use `not` for logical negation."),
     "matrix_power": ("a scalar base", "Powers of arrays are not supported; index the elements first."),
     "callee": ("a plain known function name", "Only functions called by name, e.g. `sin(x)`, are allowed."),
-    "unknown_function": ("a known function", "{hint}Register new functions with `verijac.register_function(name, fn)` or pass `functions={{name: fn}}`."),
+    "unknown_function": ("a known function", "{hint}{register}"),
     "keyword": ("positional arguments only", "Pass the arguments of `{name}` by position."),
     "result": ("a SymPy object", "The function `{name}` must return a SymPy expression."),
     "piece": ("a (value, condition) pair", "Write Piecewise as `Piecewise((a, x < 0), (b, True))`."),
@@ -518,11 +595,18 @@ class _Builder:
             self.fail(node.func, "underscore")
         fn = self.functions.get(name)
         if fn is None:
-            close = difflib.get_close_matches(name, list(self.functions), n=3)
-            hint = f"Did you mean {', '.join(close)}? " if close else ""
+            known = list(self.functions)
+            close = [known_name for known_name in known if known_name.lower() == name.lower()]
+            close += difflib.get_close_matches(name, known, n=3)
+            # One name per function: `Heaviside`, not also its alias `heaviside`.
+            by_function = {id(self.functions[n]): n for n in reversed(close)}
+            close = [n for n in dict.fromkeys(close) if by_function[id(self.functions[n])] == n]
+            hint = f"Did you mean {', '.join(close[:3])}? " if close else ""
+            register = _how_to_register(name, self.functions)
             if name in (self.symbols or {}):
-                hint = f"`{name}` is a variable, not a function. {hint}"
-            self.fail(node.func, "unknown_function", f"the unknown function `{name}`", hint=hint)
+                hint, register = f"`{name}` is a variable, not a function. {hint}".rstrip(), ""
+            got = f"the unknown function `{name}`"
+            self.fail(node.func, "unknown_function", got, hint=hint, register=register)
         if node.keywords:
             self.fail(node.keywords[0], "keyword", name=name)
         if name == "Piecewise":
@@ -598,7 +682,9 @@ def parse(
             indexing. They take precedence over the constants `pi`, `E`, `oo` and `inf`. When
             `None`, any other name becomes `sympy.Symbol(name, real=True)`.
         functions: Extra functions, name to a callable returning a SymPy object, on top of
-            `KNOWN_FUNCTIONS` (and overriding them).
+            `KNOWN_FUNCTIONS` (and overriding them). Without it, text may call every
+            function of the function map, those added with `verijac.register_function`
+            included, by its SymPy class name (and its lower-case name where unambiguous).
 
     Returns:
         A SymPy expression, condition or Array, or a tuple of them for a top-level tuple.
@@ -646,7 +732,7 @@ def parse(
         ) from None
     if not _depth_ok(tree):
         raise ParseError(too_deep)
-    builder = _Builder(stripped, symbols, ChainMap(extra, KNOWN_FUNCTIONS))
+    builder = _Builder(stripped, symbols, {**KNOWN_FUNCTIONS, **extra})
     try:
         return builder.top(tree.body)
     except RecursionError:
