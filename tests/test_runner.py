@@ -220,8 +220,10 @@ def test_same_seed_same_points_independent_of_other_paths() -> None:
     run([seed_batched_gradient], paths=[recorder(a)], seed=11, dtypes="float32", **FAST)
     run([seed_batched_gradient], paths=[JAC, recorder(b)], seed=11, dtypes="float32", **FAST)
     run([seed_batched_gradient], paths=[recorder(c)], seed=12, dtypes="float32", **FAST)
-    # Two batches; the second goes through the path in two pieces (1 row and the rest).
-    assert len(a) == len(b) == 3
+    # Two batches, drawn apart and evaluated together: the path sees them in two pieces, the
+    # rest first, then one row alone.
+    assert len(a) == len(b) == 2
+    assert [x.shape[0] for x in a] == [2 * FAST["batch_size"] - 1, 1]
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert sum(x.shape[0] for x in a) == 2 * FAST["batch_size"]
     assert not torch.equal(a[0], c[0])

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._defects import list_defects as list_defects
     from ._defects import load_defect_file as load_defect_file
     from ._defects import register_defect as register_defect
+    from ._diagnosis import Diagnosis as Diagnosis
     from ._diff import Diff as Diff
     from ._diff import diff_runs as diff_runs
     from ._domain import Interval as Interval
@@ -120,6 +121,7 @@ _LAZY: dict[str, str] = {
     "regress": "._table_regress",
     "load_run": "._runfile",
     "merge_runs": "._runfile",
+    "Diagnosis": "._diagnosis",
     "Record": "._report",
     "Report": "._report",
     "Tolerance": "._tolerances",
@@ -159,6 +161,7 @@ __all__ = [
     "Case",
     "CaseError",
     "DefectError",
+    "Diagnosis",
     "Diff",
     "DomainError",
     "InternalError",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ._errors import InternalError, UsageError, VerijacError
-from ._options import PROFILE_NAMES, digits, positive_int, seconds, seed, select_cases
+from ._options import PROFILE_NAMES, digits, jobs, positive_int, seconds, seed, select_cases
 from ._report import STATUSES
 
 if TYPE_CHECKING:
@@ -132,6 +132,16 @@ def _add_check_options(p: argparse.ArgumentParser, *, op: bool) -> None:
     search.add_argument(
         "--tf32", action="store_true", help="allow TF32 matmuls on CUDA (off by default)"
     )
+    if not op:
+        search.add_argument(
+            "--jobs",
+            "-j",
+            type=jobs,
+            default="auto",
+            metavar="N",
+            help="worker processes checking cases side by side (default: auto, one per CPU "
+            "up to 8; forked on Linux with CPU devices only, else 1); the report is the same",
+        )
     search.add_argument(
         "--reference-digits",
         type=digits,
@@ -642,7 +652,7 @@ def _execute(
         progress.update(record)
         if record.failed:
             progress.clear()
-            print("\n" + record.message(), file=out, flush=True)
+            print(record.brief(), file=out, flush=True)  # in full, grouped by cause, below
 
     start = time.perf_counter()
     interrupted = False
@@ -656,6 +666,8 @@ def _execute(
         )
     progress.finish()
     elapsed = time.perf_counter() - start
+    if report.failures:
+        print("\n" + report.failure_text(), file=out)
     if not args.quiet and report.records:
         print(file=out)
         _summary_table(report.records, out)
@@ -793,6 +805,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             reproduce_prefix=_prefix("check", args.cases_dir),
             on_record=on_record,
             shard=args.shard,
+            jobs=args.jobs,
             **_check_options(args, seed),
         )
 

@@ -54,6 +54,13 @@ def digits(text: str) -> int:
     return value
 
 
+def jobs(text: str) -> int | str:
+    """Worker processes: an integer >= 1, or ``auto`` (one per CPU, at most 8)."""
+    if text == "auto":
+        return text
+    return _integer(text, 1)
+
+
 def seconds(text: str) -> float:
     """A finite number of seconds > 0."""
     try:

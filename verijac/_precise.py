@@ -98,12 +98,7 @@ def _compile(case: Case, which: str) -> Callable[..., Any]:
     flat = [sympy.sympify(e) for e in _leaves(exprs)]
     namespace = _namespace()
     renamed: dict[Any, Any] = {}
-    for i, cls in enumerate(
-        sorted(
-            {type(f) for e in flat for f in e.atoms(sympy.Function)},
-            key=lambda c: str(c.__name__),
-        )
-    ):
+    for i, cls in enumerate(sorted(_function_classes(flat), key=lambda c: str(c.__name__))):
         if str(getattr(cls, "__module__", "")).startswith("sympy."):
             continue  # SymPy's own: the mpmath printer knows it (or prints it by class name)
         # Another class (a user's): a fresh name nothing else uses, evaluated through SymPy.
@@ -123,7 +118,11 @@ def _compile(case: Case, which: str) -> Callable[..., Any]:
             flat,
             modules=[namespace, "mpmath"],
             dummify=True,
-            cse=True,
+            # SymPy's canonical ordering and lambdify's search for implemented functions both
+            # walk the derivatives as trees, every shared subexpression again: tens of seconds
+            # for a 6-input, 9-output Hessian. Neither changes the function compiled.
+            cse=_cse_unordered,
+            use_imps=False,
         )
     except Exception as exc:  # e.g. an unevaluated Derivative of an undefined function
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -133,6 +132,31 @@ def _compile(case: Case, which: str) -> Callable[..., Any]:
         ) from None
     per_case[which] = fn
     return fn
+
+
+def _function_classes(exprs: Sequence[Any]) -> set[type]:
+    """The classes of the function nodes in ``exprs``, each shared subexpression walked once
+    (``Basic.atoms`` walks the tree: exponential in the depth of a derivative's sharing)."""
+    import sympy
+
+    seen: set[int] = set()
+    found: set[type] = set()
+    stack = list(exprs)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, sympy.Function):
+            found.add(type(node))
+        stack.extend(node.args)
+    return found
+
+
+def _cse_unordered(exprs: Any) -> tuple[Any, Any]:
+    import sympy
+
+    return sympy.cse(exprs, order="none")
 
 
 def _through_evalf(case: Case, cls: type) -> Callable[..., Any]:

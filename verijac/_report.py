@@ -7,7 +7,10 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._diagnosis import Diagnosis
 
 STATUSES = ("pass", "mismatch", "unsupported", "error", "skipped", "xfail", "xpass", "known")
 _FLOAT_FIELDS = ("max_abs", "max_rel", "max_ulp", "rtol", "atol", "expected", "actual")
@@ -67,6 +70,12 @@ class Record:
     #: The worst entry in the case's own terms (``∂out[1]/∂A[0,1]``); ``index`` is the same
     #: entry in the flat layout of the path's result.
     entry: str = ""
+    #: For a numeric mismatch, what the whole failing batch shows (`verijac._evidence.measure`):
+    #: counts of failing points and entries, the error's shape (a constant factor, a sign
+    #: flip, zero, NaN/inf, swapped partials), where the failing points lie, and
+    #: ``fails_alone`` (whether the worst point still fails when checked alone). ``None``
+    #: otherwise. `Report.diagnoses` groups records by cause from it.
+    evidence: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -87,8 +96,9 @@ class Record:
         out = asdict(self)
         for key in (*_FLOAT_FIELDS, "allowed"):
             out[key] = _encode(out[key])
-        if out["point"] is not None:
-            out["point"] = _encode_tree(out["point"])
+        for key in ("point", "evidence"):
+            if out[key] is not None:
+                out[key] = _encode_tree(out[key])
         return out
 
     @classmethod
@@ -98,9 +108,20 @@ class Record:
         for key in (*_FLOAT_FIELDS, "allowed"):
             if key in clean:
                 clean[key] = _decode(clean[key])
-        if clean.get("point") is not None:
-            clean["point"] = _decode_tree(clean["point"])
+        for key in ("point", "evidence"):
+            if clean.get(key) is not None:
+                clean[key] = _decode_tree(clean[key])
         return cls(**clean)
+
+    def brief(self) -> str:
+        """One line: status, label, and expected vs actual at the worst entry (or the first
+        line of the reason), for streaming failures whose full messages come later."""
+        head = f"{self.status.upper()}: {self.label}"
+        if self.expected is not None or self.actual is not None:
+            where = f" at {self.entry}" if self.entry else ""
+            return f"{head}: expected {_num(self.expected)}, actual {_num(self.actual)}{where}"
+        first = self.reason.splitlines()[0] if self.reason else ""
+        return f"{head}: {first[:160]}" if first else head
 
     def message(self) -> str:
         """The full human message: what failed, where, by how much, and how to reproduce it."""
@@ -306,12 +327,30 @@ class Report:
             )
         return lines
 
+    def diagnoses(self) -> list[Diagnosis]:
+        """The causes the failures share, case by case: which rule is wrong (from which paths
+        fail and which pass), the shape of the error and where the failing points lie, each
+        with its evidence (see docs/diagnosis.md). Empty when the report passed."""
+        from ._diagnosis import diagnose
+
+        return diagnose(self.records)
+
+    def failure_text(self) -> str:
+        """The failures as the report prints them: each diagnosis with the records it explains
+        (one line each) and the full message of its worst record, then every failure no
+        diagnosis explains in full; ``""`` when nothing failed."""
+        from ._diagnosis import failure_section
+
+        return "\n\n".join(failure_section(self.records))
+
     def __str__(self) -> str:
         parts = [self.summary()]
         gaps = self.capability_summary()
         if gaps:
             parts.append("not verified (unsupported):\n" + "\n".join(f"  {g}" for g in gaps))
-        parts += [r.message() for r in self.failures]
+        failures = self.failure_text()
+        if failures:
+            parts.append(failures)
         xpass = self.unexpected_passes
         if xpass:
             parts.append(

@@ -3,8 +3,12 @@
 A run file holds the schema name and version, the environment the run measured (torch
 version and git hash, CUDA and cuDNN versions, device names, Python, SymPy, Hypothesis and
 verijac versions), the settings (seed, profile, tolerances, TF32, reference), a hash per case
-of its expressions and domain, and one record per case × path × device × dtype. Loading
-validates all of it: a truncated, foreign or newer file is refused with one clear line.
+of its expressions and domain, one record per case × path × device × dtype (a numeric
+mismatch with its ``evidence``), and the ``diagnoses``: the causes its failures share
+(`Report.diagnoses`, docs/diagnosis.md). Loading validates all of it: a truncated, foreign or
+newer file is refused with one clear line. A file written before diagnoses existed has
+neither ``evidence`` nor ``diagnoses`` and loads as it did; the diagnoses of a loaded report
+are computed again from its records.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ def run_dict(report: Report) -> dict[str, Any]:
         "cases": dict(sorted(report.cases.items())),
         "counts": report.counts(),
         "records": [r.to_dict() for r in report.records],
+        "diagnoses": [d.to_dict() for d in report.diagnoses()],
     }
 
 
@@ -121,6 +126,7 @@ def parse_run(text: str, *, source: str = "<text>") -> Report:
     Raises:
         RunFileError: as `load_run`.
     """
+    from ._evidence import evidence_problem
     from ._report import STATUSES, Record, Report
 
     if not text.strip():
@@ -177,10 +183,20 @@ def parse_run(text: str, *, source: str = "<text>") -> Report:
                 and v not in ("nan", "inf", "-inf")
             ):
                 raise RunFileError(f"{where}: {f} must be a number, got {v!r}")
+        evidence = raw.get("evidence")
+        if evidence is not None:
+            if not isinstance(evidence, dict):
+                raise RunFileError(
+                    f"{where}: evidence must be an object or null, got {type(evidence).__name__}"
+                )
+            problem = evidence_problem(evidence)
+            if problem:
+                raise RunFileError(f"{where}: {problem}")
         try:
             out.append(Record.from_dict(raw))
         except (TypeError, ValueError) as exc:
             raise RunFileError(f"{where}: {exc}") from None
+    _check_diagnoses(data, source)
     return Report(
         records=out,
         seed=data["seed"],
@@ -188,6 +204,27 @@ def parse_run(text: str, *, source: str = "<text>") -> Report:
         environment=data["environment"],
         cases={str(k): str(v) for k, v in data["cases"].items()},
     )
+
+
+def _check_diagnoses(data: dict[str, Any], source: str) -> None:
+    """Validate the optional ``diagnoses`` list (a report computes them again from its
+    records; the list is for readers of the file).
+
+    Raises:
+        RunFileError: not a list of objects with a string ``case``, ``cause`` and ``text``.
+    """
+    found = data.get("diagnoses", [])
+    if not isinstance(found, list):
+        raise RunFileError(
+            f"{source!r}: field 'diagnoses' must be list, got {type(found).__name__}"
+        )
+    for k, d in enumerate(found):
+        where = f"{source!r}, diagnosis #{k + 1}"
+        if not isinstance(d, dict):
+            raise RunFileError(f"{where}: expected an object, got {type(d).__name__}")
+        for f in ("case", "cause", "text"):
+            if not isinstance(d.get(f), str):
+                raise RunFileError(f"{where}: {f} must be a string, got {d.get(f)!r}")
 
 
 def _field(data: dict[str, Any], key: str, kind: type, source: str) -> Any:

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import itertools
 import math
 import os
 import random
@@ -26,8 +27,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ._compare import Bound, Comparison, bound, weights
-from ._errors import UsageError, VerijacError
+from ._errors import InternalError, UsageError, VerijacError
 from ._interrupt import interruptible, raise_if_interrupted, time_limit
+from ._parallel import can_fork, resolve_jobs
 from ._precise import check_digits, describe
 from ._report import Record, Report
 from ._runfile import case_hash, environment, in_shard, load_run, parse_shard
@@ -229,6 +231,7 @@ class _Options:
     tf32: bool
     on_record: Callable[[Record], Any] | None
     reference_digits: int | None = None
+    jobs: int = 1  # worker processes (`verijac._parallel`)
 
 
 #: Result kinds whose ``scale`` is ``|expected|`` itself (no sum over tangents or cotangents).
@@ -487,7 +490,9 @@ class _Group:
     func: Callable[..., Any]
     states: list[_PathState]
     opts: _Options
-    batches: int = 0
+    batches: int = 0  # drawn so far
+    chunks: int = 0  # evaluated so far (drawn batches merged: `_Drawn`)
+    where: str = ""  # the drawn batches of the chunk being evaluated, for messages
     #: Kinds of op in the function's autograd graph (`verijac._defects.op_kinds`), found at
     #: the first batch; known torch defects may be scoped by them.
     op_kinds: frozenset[str] = frozenset()
@@ -639,24 +644,46 @@ def _compare(
     return cmp
 
 
-def _evaluate(state: _PathState, ref: _Reference) -> Comparison | None:
+def _evaluate(
+    state: _PathState, ref: _Reference, *, evidence: dict[str, Any] | None = None
+) -> Comparison | None:
     """Run a path and compare its result; ``None`` for behaviour paths. Raises what the
-    path raises."""
+    path raises.
+
+    Args:
+        evidence: when given and the result fails, filled with what its failing entries have
+            in common (`verijac._evidence.measure`, over the whole batch).
+    """
     out = _run_path(state, ref)
-    return None if out is None else _compare(state, ref, *out)
+    if out is None:
+        return None
+    cmp = _compare(state, ref, *out)
+    if evidence is not None and not cmp.ok:
+        from ._evidence import from_reference
+
+        evidence.update(from_reference(ref, state.path.computes, state.tolerance, *out))
+    return cmp
 
 
-def _batch(group: _Group, batch: Any) -> None:
-    """The Hypothesis test body: one batch through the reference and every active path."""
+def _batch(group: _Group, batch: Any, heads: Sequence[int] = (0,)) -> None:
+    """Points through the reference and every active path: a chunk of the drawn batches
+    merged (``heads``: the row where each drawn batch starts; see `_Drawn`)."""
     opts = group.opts
     if not group.active or (
-        group.batches and opts.deadline is not None and time.perf_counter() > opts.deadline
+        group.chunks and opts.deadline is not None and time.perf_counter() > opts.deadline
     ):
         raise _Stop
-    group.batches += 1
+    group.chunks += 1
+    first_batch = group.batches + 1
+    group.batches += len(heads)
+    group.where = (
+        f"batch {first_batch}"
+        if len(heads) == 1
+        else f"batches {first_batch}-{group.batches} (evaluated together)"
+    )
     dev = group.device
     inputs = tuple(x.to(dev) for x in batch.inputs)
-    if group.batches == 1:
+    if group.chunks == 1:
         limit = (
             None
             if opts.deadline is None
@@ -665,21 +692,24 @@ def _batch(group: _Group, batch: Any) -> None:
         group.op_kinds = _op_kinds(group.func, inputs, limit)
     full = _problem(group, inputs, batch.tangents, batch.cotangents)
     ref = _Reference(
-        group.case, full, group.tdtype, opts.seed + group.batches, opts.reference_digits
+        group.case, full, group.tdtype, opts.seed + group.chunks, opts.reference_digits
     )
     second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.active)
     try:
         defect, row = ref.defect(second)
+    except InternalError as exc:  # verijac's own fault, said so: never blamed on the case
+        defect, row = str(exc), 0
     except Exception as exc:  # the generated reference itself failed: a defect of the case
         defect, row = f"case defect: the exact reference raised {type(exc).__name__}: {exc}", 0
     if defect:
         for s in group.active:
             s.finish("error", defect, point=_point_dict(group.case, inputs, row))
         raise _Stop
-    small: _Reference | None = None
-    # Some batches go through each batched path in pieces (`PIECES`: one row, then 2 and 7
-    # rows): a defect that depends on the batch size (a rule that broadcasts against the
-    # batch, a kernel that is wrong for one row) shows against the same truth.
+    small: dict[int, _Reference] = {}
+    # The first chunk goes through each batched path in pieces (`PIECES`: one row, and 2
+    # and 7 rows in larger profiles, then the rest): a defect that depends on the batch size
+    # (a rule that broadcasts against the batch, a kernel that is wrong for one row) shows
+    # against the same truth.
     parts = _pieces(group, inputs, batch, ref)
     for state in group.active:
         raise_if_interrupted()
@@ -687,20 +717,24 @@ def _batch(group: _Group, batch: Any) -> None:
             state.timeout = max(opts.deadline - time.perf_counter(), MIN_PATH_SECONDS)
         refs = [ref]
         if not state.path.batched:
-            if state.points >= opts.unbatched_points:
+            need = opts.unbatched_points - state.points
+            if need <= 0:
                 continue  # a per-point path has had its share of points in this group
-            if full.N > UNBATCHED_POINTS:
-                if small is None:
-                    k = slice(0, UNBATCHED_POINTS)
+            rows = _head_rows(heads, full.N, need)
+            if len(rows) < full.N:
+                if need not in small:
+                    k = rows
                     problem = _problem(
                         group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k]
                     )
-                    small = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
-                refs = [small]
+                    small[need] = _Reference(
+                        group.case, problem, group.tdtype, ref.seed, ref.digits
+                    )
+                refs = [small[need]]
         elif parts is not None:
             refs = parts
-        for sref in refs:
-            if not _check_on(state, group, sref, split=len(refs) > 1):
+        for k, sref in enumerate(refs):  # the bulk first: a piece is named only if it alone fails
+            if not _check_on(state, group, sref, split=k > 0):
                 break
     if not group.active or all(
         not s.path.batched and s.points >= opts.unbatched_points for s in group.active
@@ -708,33 +742,99 @@ def _batch(group: _Group, batch: Any) -> None:
         raise _Stop
 
 
-#: Batch number in a group → the sizes that batch is cut into for batched paths (then the
-#: rest): one row on the second batch; 2 and a prime on the third when the group has at least
-#: `MORE_PIECES_FROM` batches (each cut costs every batched path one more call).
-PIECES = {2: (1,), 3: (2, 7)}
+#: Hypothesis draws a group's batches one at a time; the paths run on chunks of them merged,
+#: up to this many points, or fewer where the case's exact reference per point is large
+#: (`MERGE_ENTRIES`): the same points in a fraction of the calls, since a path call costs
+#: mostly its fixed overhead (tracing, transforms, autograd bookkeeping) at these sizes.
+MERGE_POINTS = 1024
+#: Entries of the exact reference (Jacobian, and Hessian for second-order paths) one merged
+#: chunk may hold; above it, drawn batches are evaluated one by one as drawn.
+MERGE_ENTRIES = 2**21
+
+
+class _Drawn:
+    """The drawn batches of a group not yet evaluated, flushed through `_batch` as a chunk."""
+
+    def __init__(self, group: _Group) -> None:
+        case = group.case
+        n, m = case.n_in, case.n_out
+        second = any(COMPUTES_ORDER[s.path.computes] == 2 for s in group.states)
+        entries = n + m + m * n + (m * n * n if second else 0)
+        self.group = group
+        self.limit = min(MERGE_POINTS, MERGE_ENTRIES // max(entries, 1))
+        self.pending: list[Any] = []
+
+    def add(self, batch: Any) -> None:
+        self.pending.append(batch)
+        deadline = self.group.opts.deadline
+        if sum(b.size for b in self.pending) >= self.limit or (
+            deadline is not None and time.perf_counter() > deadline
+        ):
+            self.flush()  # a spent time budget: what was drawn is checked, nothing more
+
+    def flush(self) -> None:
+        import torch
+
+        from .strategies import Batch
+
+        if not self.pending:
+            return
+        drawn, self.pending = self.pending, []
+        if len(drawn) == 1:
+            _batch(self.group, drawn[0])
+            return
+        heads, start = [], 0
+        for b in drawn:
+            heads.append(start)
+            start += b.size
+        merged = Batch(
+            {name: torch.cat([b.points[name] for b in drawn]) for name in drawn[0].points},
+            torch.cat([b.tangents for b in drawn]),
+            torch.cat([b.cotangents for b in drawn]),
+        )
+        _batch(self.group, merged, heads)
+
+
+def _head_rows(heads: Sequence[int], n: int, need: int) -> list[int]:
+    """The rows a per-point path sees: the first `UNBATCHED_POINTS` of each drawn batch (its
+    row 0 is generic, its basis tangent and special values come first), at most ``need``."""
+    bounds = [*heads, n]
+    rows: list[int] = []
+    for start, end in itertools.pairwise(bounds):
+        rows += range(start, min(start + UNBATCHED_POINTS, end))
+    return rows[:need]
+
+
+#: The sizes the first chunk of a group is cut into for batched paths (then the rest): one
+#: row; 2 and a prime too when the group draws at least `MORE_PIECES_FROM` batches (each cut
+#: costs every batched path one more call).
+PIECES = (1,)
+MORE_PIECES = (1, 2, 7)
 MORE_PIECES_FROM = 8
 
 
 def _pieces(
     group: _Group, inputs: tuple[Any, ...], batch: Any, ref: _Reference
 ) -> list[_Reference] | None:
-    """References for this batch cut into its `PIECES` and the rest (``None``: no cut)."""
-    sizes = PIECES.get(group.batches, ())
-    if group.batches > 2 and group.opts.max_examples < MORE_PIECES_FROM:
-        sizes = ()
+    """References for this chunk cut into the rest and its pieces (``None``: no cut)."""
+    sizes: tuple[int, ...] = ()
+    if group.chunks == 1:
+        sizes = MORE_PIECES if group.opts.max_examples >= MORE_PIECES_FROM else PIECES
     n = int(inputs[0].shape[0])
     if not sizes or n <= sum(sizes):
         return None
     out, start = [], 0
+    bounds = []
     for size in (*sizes, n - sum(sizes)):
-        k = slice(start, start + size)
+        bounds.append(slice(start, start + size))
+        start += size
+    for k in (bounds[-1], *bounds[:-1]):  # the rest first, then the small pieces
         problem = _problem(group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k])
         piece = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
-        for key in ("jac", "hess"):  # rows of the batch's reference: not evaluated again
+        for key in ("jac", "hess"):  # rows of the chunk's reference: not evaluated again
             if key in ref.cache and ref.cache[key][0]:
                 piece.cache[key] = (True, ref.cache[key][1][k])
         out.append(piece)
-        start += size
     return out
 
 
@@ -742,8 +842,9 @@ def _check_on(state: _PathState, group: _Group, sref: _Reference, *, split: bool
     """Run ``state``'s path on ``sref``'s points and compare; False once the path has an
     outcome (an exception or a mismatch)."""
     started = time.perf_counter()
+    evidence: dict[str, Any] = {}
     try:
-        cmp = _evaluate(state, sref)
+        cmp = _evaluate(state, sref, evidence=evidence)
     except (Exception, SystemExit) as exc:  # sys.exit() in the op is an error, not the end
         status, reason = _exception_outcome(state.path, exc, group.opts.require)
         if split:
@@ -759,7 +860,7 @@ def _check_on(state: _PathState, group: _Group, sref: _Reference, *, split: bool
     if cmp.ok:
         return True
     started = time.perf_counter()
-    _mismatch(state, group, sref.problem, cmp, split=split)
+    _mismatch(state, group, sref.problem, cmp, split=split, evidence=evidence)
     state.elapsed += time.perf_counter() - started
     return False
 
@@ -783,20 +884,48 @@ def _op_kinds(
 
 
 def _mismatch(
-    state: _PathState, group: _Group, problem: Problem, cmp: Comparison, *, split: bool = False
+    state: _PathState,
+    group: _Group,
+    problem: Problem,
+    cmp: Comparison,
+    *,
+    split: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> None:
     """Record a numeric mismatch at its minimal failing point.
 
     A known failure (``case.known_failures``) is not shrunk: it is shown at the worst point of
     the batch, which is enough to recognise the known issue and costs no further path calls.
+    When the worst point does not shrink, it is checked once alone: ``fails_alone`` in the
+    evidence says whether it still fails there (False: the result depends on the batch).
+
+    Args:
+        evidence: what the failing batch shows (`verijac._evidence.measure`), kept in the
+            record with ``fails_alone`` added (``None``: not known).
     """
     row = cmp.index[0] if cmp.index else 0
     n_bad = len(cmp.bad_rows)
     inputs = tuple(x[row : row + 1] for x in problem.inputs)
     t, c = problem.tangents[row : row + 1], problem.cotangents[row : row + 1]
     best = cmp
+    evidence = dict(evidence or {})
     if not _known(group, state.path):
         inputs, best = _shrink(state, group, inputs, t, c, cmp)
+        alone: bool | None = best is not cmp or problem.N == 1
+        if not alone:
+            try:
+                ref = _Reference(
+                    group.case,
+                    _problem(group, inputs, t, c),
+                    group.tdtype,
+                    group.opts.seed,
+                    group.opts.reference_digits,
+                )
+                got = _evaluate(state, ref)
+                alone = None if got is None else not got.ok
+            except Exception:  # not checkable alone: no evidence either way
+                alone = None
+        evidence["fails_alone"] = alone
     single = best is not cmp
     what = (
         "a NaN/inf where a finite value was expected"
@@ -804,9 +933,11 @@ def _mismatch(
         else "errors beyond the tolerance"
     )
     piece = f" (a piece of {problem.N} points of it, called alone)" if split else ""
-    reason = f"{n_bad} of {problem.N} points in batch {group.batches}{piece} show {what}" + (
+    reason = f"{n_bad} of {problem.N} points in {group.where}{piece} show {what}" + (
         "; shrunk to the point below" if single else "; shown at the worst point of the batch"
     )
+    if evidence.get("fails_alone") is False:
+        reason += ", which passes when checked alone: the result depends on the batch"
     index = list(best.index)
     if single and index:
         index[0] = 0
@@ -826,6 +957,7 @@ def _mismatch(
         cotangent=[float(v) for v in c[0].tolist()]
         if state.path.computes in ("vjp", "vjp_accumulated", "chvp")
         else None,
+        evidence=evidence or None,
     )
 
 
@@ -1105,6 +1237,7 @@ def _record(state: _PathState, group: _Group, status: str | None = None) -> Reco
         duration=state.elapsed,
         warnings=sorted(state.warnings),
         known=known_as,
+        evidence=f.get("evidence"),
         reproduce=_reproduce(group.opts, group.case, path, group.device, group.dtype)
         if status in ("mismatch", "error", "xfail")
         else "",
@@ -1153,8 +1286,10 @@ def _run_group(group: _Group, skip: str, emit: Callable[[Record], None]) -> None
     if group.active:
         hs = _hypothesis_seed(opts.seed, group.case, group.dtype)
 
+        drawn = _Drawn(group)
+
         def body(batch: Any) -> None:
-            _batch(group, batch)
+            drawn.add(batch)
 
         # Decorators applied as calls, not stacked on ``body``.
         strategy = batches(group.case, batch_size=opts.batch_size, dtype=group.dtype, seed=hs)
@@ -1164,6 +1299,7 @@ def _run_group(group: _Group, skip: str, emit: Callable[[Record], None]) -> None
         test._hypothesis_internal_database_key = None
         try:
             test()
+            drawn.flush()
         except _Stop:
             pass
         except VerijacError as exc:
@@ -1219,6 +1355,7 @@ def run(
     reference_digits: int | None = None,
     shard: str | tuple[int, int] | None = None,
     baseline: Report | str | os.PathLike[str] | None = None,
+    jobs: int | str = 1,
 ) -> Report:
     """Check resolved ``cases``; the engine under `check` and ``check_op``.
 
@@ -1256,6 +1393,9 @@ def run(
     path_list = resolve_paths(paths, command=command)
     path_list += [p for p in extra_paths if all(p.name != q.name for q in path_list)]
     device_list = resolve_devices(devices)
+    n_jobs = resolve_jobs(jobs)
+    if n_jobs > 1 and can_fork([d for d, skip in device_list if not skip]):
+        n_jobs = 1
     dtype_list = resolve_dtypes(dtypes)
     prof = get_profile(profile)
     if not path_list:
@@ -1293,6 +1433,7 @@ def run(
         tf32=bool(tf32),
         on_record=on_record,
         reference_digits=check_digits(reference_digits),
+        jobs=n_jobs,
     )
     report = Report(
         seed=seed,
@@ -1308,6 +1449,7 @@ def run(
             "command": command,
             "require": sorted(req),
             "reference": describe(opts.reference_digits),
+            "jobs": n_jobs,
             "paths": [p.name for p in path_list],
             "tolerances": opts.tolerances,
             **({"shard": f"{shard_kn[0]}/{shard_kn[1]}"} if shard_kn else {}),
@@ -1347,7 +1489,11 @@ def _run_cases(
     opts: _Options,
     emit: Callable[[Record], None],
 ) -> None:
-    """The check loop: every case × device × dtype group in the shard, in order."""
+    """The check loop: every case × device × dtype group in the shard, in order, in
+    ``opts.jobs`` worker processes (`verijac._parallel`)."""
+    from ._parallel import run_groups
+
+    groups: list[tuple[_Group, str]] = []
     for case in case_list:
         func = func_for(case) if func_for is not None else case.implementation()
         for device, skip in device_list:
@@ -1370,7 +1516,21 @@ def _run_cases(
                     )
                     for p in path_list
                 ]
-                _run_group(_Group(case, device, dtype, func, states, opts), why, emit)
+                groups.append((_Group(case, device, dtype, func, states, opts), why))
+
+    def check(i: int, emit_record: Callable[[Record], None]) -> None:
+        _run_group(*groups[i], emit_record)
+
+    def lost(i: int, made: Sequence[Record], why: str) -> list[Record]:
+        group = groups[i][0]
+        have = {r.path for r in made}
+        return [
+            _record(dataclasses.replace(s, fields={"reason": why}), group, "error")
+            for s in group.states
+            if s.path.name not in have
+        ]
+
+    run_groups(len(groups), check, lost, emit, opts.jobs)
 
 
 def memory_limit() -> int:
@@ -1482,6 +1642,7 @@ def check(
     reference_digits: int | None = None,
     shard: str | tuple[int, int] | None = None,
     baseline: Report | str | os.PathLike[str] | None = None,
+    jobs: int | str = 1,
 ) -> Report:
     """Verify autograd paths against the exact derivatives of cases.
 
@@ -1509,6 +1670,10 @@ def check(
             case × device × dtype matrix (merge the shards' run files with `merge_runs`).
         baseline: a `Report` or the path of a run file: failures it already had are
             reported as ``known`` and do not fail the check; only new ones do.
+        jobs: worker processes checking case × device × dtype groups side by side (an int,
+            or ``"auto"``: one per CPU, at most 8). The report is the same as with one job.
+            Workers are forked: on Linux with CPU devices only; elsewhere the groups run in
+            this process (``report.settings["jobs"]`` says how many ran).
 
     Returns:
         A `Report`; ``report.passed`` is False when any record is a mismatch or an error.
@@ -1533,6 +1698,7 @@ def check(
         reference_digits=reference_digits,
         shard=shard,
         baseline=baseline,
+        jobs=jobs,
     )
 
 

@@ -286,7 +286,7 @@ class VerijacItem(pytest.Item):
             baseline=config.getoption("verijac_baseline"),
         )
         if report.failures:
-            raise VerijacFailure("\n\n".join(r.message() for r in report.failures))
+            raise VerijacFailure(report.failure_text())
         if report.records and all(r.status in ("xfail", "known") for r in report.records):
             pytest.xfail("; ".join(r.reason for r in report.records))
         if report.records and all(r.status in ("unsupported", "skipped") for r in report.records):
@@ -377,7 +377,7 @@ def verijac_check(request: pytest.FixtureRequest) -> Callable[..., Report]:
         except VerijacError as exc:
             pytest.fail(f"verijac_check: {exc}", pytrace=False)
         if report.failures:
-            pytest.fail("\n\n".join(r.message() for r in report.failures), pytrace=False)
+            pytest.fail(report.failure_text(), pytrace=False)
         return report
 
     return run
