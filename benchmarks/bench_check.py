@@ -32,7 +32,8 @@ import torch
 from verijac_cases.seeds import seed_batched_gradient as CASE
 
 from verijac._reference import make_problem
-from verijac._runner import resolve_paths, run
+from verijac._resolve import resolve_paths
+from verijac._runner import run
 from verijac.paths._base import Path
 from verijac.strategies import PROFILES
 

@@ -206,6 +206,7 @@ def test_weights_broadcast_to_the_weighted_sums() -> None:
     from verijac_cases.seeds import seed_tuple_io
 
     from verijac._compare import weights
+    from verijac._kinds import KINDS
     from verijac._reference import exact_hessian, exact_jacobian, expected, make_problem
 
     gen = torch.Generator().manual_seed(2)
@@ -217,11 +218,14 @@ def test_weights_broadcast_to_the_weighted_sums() -> None:
     ones = dataclasses.replace(
         problem, tangents=problem.tangents.abs(), cotangents=problem.cotangents.abs()
     )
-    for kind in ("jvp", "vjp", "vjp_accumulated", "hvp", "vhp", "chvp"):
+    weighted = [k.name for k in KINDS if k.weight is not None]
+    assert weighted == ["jvp", "vjp", "vjp_accumulated", "hvp", "vhp", "chvp"]
+    for kind in weighted:
         want = expected(kind, ones, torch.ones_like(jac), torch.ones_like(hess))
         got = weights(kind, problem, jac.device)
         assert torch.allclose(got.expand_as(want), want), kind
-    assert weights("jacobian", problem, jac.device) is None
+    for plain in (k.name for k in KINDS if k.plain):
+        assert weights(plain, problem, jac.device) is None
 
 
 def test_power_of_two_at_zero_subnormals_and_nan() -> None:

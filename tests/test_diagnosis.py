@@ -129,7 +129,7 @@ def test_a_result_that_depends_on_the_batch_is_found_without_the_contract_path()
     assert all(r.evidence and r.evidence["fails_alone"] is False for r in report.failures)
     assert "which passes when checked alone" in report.failures[0].reason
     (d,) = report.diagnoses()
-    # The batch of 16 reaches the path as 15 rows, then one row alone (`_runner.PIECES`).
+    # The batch of 16 reaches the path as 15 rows, then one row alone (`_evaluate.PIECES`).
     assert d.cause == "batch" and d.factor is not None and math.isclose(d.factor, 1 / 15)
     assert "= 1/15, one over the 15 points of the batch" in d.text()
 

@@ -10,7 +10,7 @@ import sympy
 import torch
 
 import verijac
-from verijac._runner import resolve_paths
+from verijac._resolve import resolve_paths
 
 SMALL: dict[str, Any] = {"max_examples": 1, "batch_size": 8, "dtypes": "float64", "seed": 1}
 

@@ -12,8 +12,9 @@ import sympy
 import torch
 
 from verijac import Case, UsageError, check, scalar
+from verijac._evaluate import _head_rows
 from verijac._parallel import can_fork, resolve_jobs, run_groups
-from verijac._runner import _head_rows, run
+from verijac._runner import run
 
 x = scalar("x")
 SMALL = dict(max_examples=2, batch_size=16, seed=5, dtypes=["float64"])
@@ -73,7 +74,9 @@ def test_a_worker_that_dies_costs_its_group_only() -> None:
     for r in report.records:
         by_case.setdefault(r.case, set()).add(r.status)
     assert by_case[doomed.name] == {"error"}
-    assert all("died with signal SIGKILL" in r.reason for r in report.records if r.case == doomed.name)
+    assert all(
+        "died with signal SIGKILL" in r.reason for r in report.records if r.case == doomed.name
+    )
     assert by_case[CASES[0].name] == {"pass"} and by_case[CASES[2].name] == {"pass"}
     assert len(report.records) == len(CASES) * len(PATHS)
 

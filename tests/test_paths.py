@@ -22,11 +22,12 @@ from cases.seeds import (
     seed_tuple_io,
 )
 from verijac import Case, array, scalar
+from verijac._kinds import KINDS
 from verijac._reference import exact_hessian, exact_jacobian, expected, make_problem
 from verijac.paths import (
     CAPABILITIES,
+    AutogradPath,
     BehaviourMismatch,
-    Path,
     PathResult,
     Problem,
     Unsupported,
@@ -38,7 +39,7 @@ from verijac.paths._catalogue import BUILTIN_FAMILIES, TABLE_END, TABLE_START, c
 DOCS = FsPath(__file__).resolve().parents[1] / "docs" / "paths.md"
 BUILTIN = list_paths(family=BUILTIN_FAMILIES)
 PATHS = [p for p in BUILTIN if not p.opt_in]
-SECOND_ORDER = {"hessian", "hvp", "vhp", "chvp"}
+SECOND_ORDER = {k.name for k in KINDS if k.second_order}
 DTYPES = [torch.float64, torch.float32]
 N_POINTS = 3
 
@@ -58,7 +59,7 @@ def _problem(case: Case, inputs: Sequence[torch.Tensor], **kw: Any) -> Problem:
     return make_problem(case, inputs, generator=torch.Generator().manual_seed(1), **kw)
 
 
-def _run(path: Path, problem: Problem) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+def _run(path: AutogradPath, problem: Problem) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """The path's value and the points it was computed at."""
     result = path.run(problem)
     if isinstance(result, PathResult):
@@ -66,7 +67,9 @@ def _run(path: Path, problem: Problem) -> tuple[torch.Tensor, tuple[torch.Tensor
     return result, problem.inputs
 
 
-def _reference(path: Path, case: Case, problem: Problem, points: Sequence[torch.Tensor]) -> Any:
+def _reference(
+    path: AutogradPath, case: Case, problem: Problem, points: Sequence[torch.Tensor]
+) -> Any:
     jac = exact_jacobian(case, points)
     hess = exact_hessian(case, points) if path.computes in SECOND_ORDER else None
     return expected(path.computes, problem, jac, hess)
@@ -85,7 +88,7 @@ def _assert_matches(actual: torch.Tensor, want: torch.Tensor, dtype: torch.dtype
     torch.testing.assert_close(actual.double(), want, rtol=rtol, atol=atol)
 
 
-def _why_unsupported(path: Path, problem: Problem) -> str | None:
+def _why_unsupported(path: AutogradPath, problem: Problem) -> str | None:
     """The reason a reader expects this path to be unsupported on this problem, if any."""
     if "scalar_output" in path.requires and not problem.scalar_output:
         return "one scalar output"
@@ -98,7 +101,7 @@ def _why_unsupported(path: Path, problem: Problem) -> str | None:
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
-def test_path_matches_exact_reference(path: Path, case: Case, dtype: torch.dtype) -> None:
+def test_path_matches_exact_reference(path: AutogradPath, case: Case, dtype: torch.dtype) -> None:
     problem = _problem(case, _points(case, dtype))
     reason = _why_unsupported(path, problem)
     if reason is not None:
@@ -127,7 +130,7 @@ def _known_problem(case: Case, index: int = 0) -> Problem:
 
 @pytest.mark.parametrize("case", CASES[:3], ids=lambda c: c.name)
 @pytest.mark.parametrize("path", JACOBIAN_PATHS, ids=lambda p: p.name)
-def test_seed_jacobians_exact(path: Path, case: Case) -> None:
+def test_seed_jacobians_exact(path: AutogradPath, case: Case) -> None:
     problem = _known_problem(case)
     value, _ = _run(path, problem)
     want = exact_jacobian(case, problem.inputs)
@@ -259,7 +262,7 @@ REVERSE = [
 ]
 
 
-def _mismatch(path: Path, problem: Problem, case: Case) -> bool:
+def _mismatch(path: AutogradPath, problem: Problem, case: Case) -> bool:
     value, points = _run(path, problem)
     want = _reference(path, case, problem, points)
     return not torch.allclose(value, want, rtol=1e-5, atol=1e-8)
@@ -290,7 +293,7 @@ def _crash(*args: Any) -> Any:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
-def test_a_crashing_function_propagates(path: Path) -> None:
+def test_a_crashing_function_propagates(path: AutogradPath) -> None:
     case = seed_batched_gradient
     problem = _problem(case, _points(case, torch.float64), func=_crash)
     if path.computes == "behaviour":
@@ -409,7 +412,7 @@ def test_strict_not_raising_is_a_behaviour_mismatch() -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
-def test_unused_input_gets_zero_derivatives(path: Path) -> None:
+def test_unused_input_gets_zero_derivatives(path: AutogradPath) -> None:
     problem = _problem(UNUSED, _points(UNUSED, torch.float64))
     if _why_unsupported(path, problem) is not None or path.computes == "behaviour":
         pytest.skip("covered by the strict and scalar-output tests")
@@ -428,7 +431,7 @@ GROUPED = [
 
 
 @pytest.mark.parametrize("path", GROUPED, ids=lambda p: p.name)
-def test_pointwise_false_loops_and_agrees(path: Path) -> None:
+def test_pointwise_false_loops_and_agrees(path: AutogradPath) -> None:
     case = seed_tuple_io
     inputs = _points(case, torch.float64)
     batched, _ = _run(path, _problem(case, inputs, pointwise=True))
@@ -516,3 +519,12 @@ def test_compiled_paths(name: str) -> None:
     except Unsupported as exc:
         pytest.skip(f"torch.compile is unavailable here: {exc}")
     _assert_matches(value, _reference(path, case, problem, points), torch.float64)
+
+
+def test_path_is_the_old_name_of_autograd_path() -> None:
+    """Code written against ``verijac.Path`` keeps working: it is the same class."""
+    import verijac
+    import verijac.paths
+
+    assert verijac.Path is verijac.AutogradPath is verijac.paths.Path
+    assert verijac.paths.AutogradPath is AutogradPath

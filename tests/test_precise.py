@@ -233,3 +233,16 @@ def test_concurrent_evaluations_keep_their_precision() -> None:
         t.join()
     assert len(results) == 4 and all(v == want for r in results for v in r)
     assert mpmath.mp.dps == 15  # the process-wide precision is restored
+
+
+def test_roundoff_noise_in_a_zero_entry_does_not_make_a_row_suspect() -> None:
+    """An entry that is zero in truth and noise in float64 beside entries of order 1 is no
+    reason to re-evaluate the row; a small entry that really moves still is."""
+    from verijac._reference import suspect_rows
+
+    value = torch.tensor([[1.0, 1e-17], [1.0, 1e-3], [2.0, float("nan")]], dtype=torch.float64)
+    moved = torch.tensor([[1.0, 3e-17], [1.0, 2e-3], [2.0, 0.0]], dtype=torch.float64)
+    assert suspect_rows(value, [moved]).tolist() == [False, True, True]
+    # A single entry is measured against itself: sin(x)/x's removable singularity still shows.
+    alone = torch.tensor([[1e-17]], dtype=torch.float64)
+    assert suspect_rows(alone, [torch.tensor([[3e-17]], dtype=torch.float64)]).tolist() == [True]

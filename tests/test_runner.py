@@ -17,8 +17,9 @@ import torch
 from verijac_cases.seeds import CASES, seed_batched_gradient, seed_grad_loop, seed_tuple_io
 
 from verijac import Case, CaseError, UsageError, array, scalar
-from verijac._runner import check, resolve_devices, resolve_dtypes, run
-from verijac.paths._base import BehaviourMismatch, Path, Problem, Unsupported
+from verijac._resolve import resolve_devices, resolve_dtypes
+from verijac._runner import check, run
+from verijac.paths._base import AutogradPath, BehaviourMismatch, Problem, Unsupported
 
 FAST: dict[str, Any] = {"max_examples": 2, "batch_size": 32, "devices": "cpu"}
 
@@ -51,15 +52,15 @@ def _hvp(problem: Problem) -> torch.Tensor:
     return h
 
 
-VJP = Path("t.vjp", "reverse", "vjp", "autograd.grad", _vjp)
-JAC = Path("t.jacrev", "func", "jacobian", "vmap(jacrev)", _jacobian, batched=True)
-HVP = Path(
+VJP = AutogradPath("t.vjp", "reverse", "vjp", "autograd.grad", _vjp)
+JAC = AutogradPath("t.jacrev", "func", "jacobian", "vmap(jacrev)", _jacobian, batched=True)
+HVP = AutogradPath(
     "t.hvp", "higher-order", "hvp", "grad of grad", _hvp, requires=frozenset({"scalar_output"})
 )
 PATHS = [VJP, JAC, HVP]
 
 
-def planted(path: Path, factor: float = 1.001) -> Path:
+def planted(path: AutogradPath, factor: float = 1.001) -> AutogradPath:
     """``path`` with a relative error of ``factor - 1`` in every entry."""
 
     def bad(problem: Problem) -> Any:
@@ -68,11 +69,11 @@ def planted(path: Path, factor: float = 1.001) -> Path:
     return dataclasses.replace(path, name=f"{path.name}.planted", run=bad)
 
 
-def _raises(exc: Exception, **kw: Any) -> Path:
+def _raises(exc: Exception, **kw: Any) -> AutogradPath:
     def go(problem: Problem) -> Any:
         raise exc
 
-    return Path(f"t.raises_{type(exc).__name__}", "reverse", "vjp", "raise", go, **kw)
+    return AutogradPath(f"t.raises_{type(exc).__name__}", "reverse", "vjp", "raise", go, **kw)
 
 
 # -- correctness of outcomes -----------------------------------------------------------------
@@ -158,7 +159,7 @@ def test_nan_result_is_a_mismatch() -> None:
         out = _vjp(problem)
         return torch.where(problem.flat_inputs(problem.inputs) > 0, out, torch.nan)
 
-    path = Path("t.nan", "reverse", "vjp", "nan", nan_at_zero)
+    path = AutogradPath("t.nan", "reverse", "vjp", "nan", nan_at_zero)
     report = run([seed_grad_loop], paths=[path], seed=0, dtypes="float64", **FAST)
     (rec,) = report.records
     assert rec.status == "mismatch"
@@ -194,7 +195,7 @@ def test_tf32_is_off_during_the_check_and_restored() -> None:
         seen.append(torch.backends.cuda.matmul.allow_tf32)
         return _vjp(problem)
 
-    path = Path("t.spy", "reverse", "vjp", "spy", spy)
+    path = AutogradPath("t.spy", "reverse", "vjp", "spy", spy)
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
@@ -207,12 +208,12 @@ def test_tf32_is_off_during_the_check_and_restored() -> None:
 
 
 def test_same_seed_same_points_independent_of_other_paths() -> None:
-    def recorder(store: list[torch.Tensor]) -> Path:
+    def recorder(store: list[torch.Tensor]) -> AutogradPath:
         def rec(problem: Problem) -> Any:
             store.append(problem.flat_inputs(problem.inputs).clone())
             return _vjp(problem)
 
-        return Path(f"t.rec{id(store)}", "reverse", "vjp", "rec", rec)
+        return AutogradPath(f"t.rec{id(store)}", "reverse", "vjp", "rec", rec)
 
     a: list[torch.Tensor] = []
     b: list[torch.Tensor] = []
@@ -418,7 +419,7 @@ def test_warnings_inside_a_path_are_kept_on_its_record() -> None:
 
     import verijac
     from verijac._runner import run
-    from verijac.paths import Path, get_path
+    from verijac.paths import AutogradPath, get_path
 
     jacrev = get_path("func.vmap_jacrev")
 
@@ -426,7 +427,7 @@ def test_warnings_inside_a_path_are_kept_on_its_record() -> None:
         warnings.warn("torch said something", UserWarning, stacklevel=1)
         return jacrev.run(problem)
 
-    path = Path("test.noisy", "func", "jacobian", "torch.func.vmap(jacrev(f))", noisy)
+    path = AutogradPath("test.noisy", "func", "jacobian", "torch.func.vmap(jacrev(f))", noisy)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may escape to the user
         report = run(
@@ -477,7 +478,7 @@ def test_warnings_of_other_threads_stay_out_of_path_records() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
-        path = Path("t.threads", "reverse", "vjp", "vjp", with_a_thread)
+        path = AutogradPath("t.threads", "reverse", "vjp", "vjp", with_a_thread)
         report = run([seed_tuple_io], paths=[path], seed=0, dtypes="float64", **FAST)
     (rec,) = report.records
     assert rec.status == "pass" and rec.warnings == ["UserWarning: from the path"]
@@ -485,7 +486,7 @@ def test_warnings_of_other_threads_stay_out_of_path_records() -> None:
 
 
 def test_a_result_of_the_wrong_shape_is_an_error() -> None:
-    wrong = Path("t.wrong_shape", "reverse", "vjp", "vjp[:, :1]", lambda p: _vjp(p)[:, :1])
+    wrong = AutogradPath("t.wrong_shape", "reverse", "vjp", "vjp[:, :1]", lambda p: _vjp(p)[:, :1])
     report = run([seed_tuple_io], paths=[wrong, VJP], seed=0, dtypes="float64", **FAST)
     bad, good = report.records
     assert bad.status == "error" and "ShapeError: result has shape" in bad.reason
@@ -507,7 +508,7 @@ def test_rows_a_path_moved_outside_the_domain_are_not_compared() -> None:
         value = torch.where(shifted > 0, 1 / shifted, torch.nan).reshape(-1, 1, 1)
         return PathResult(value, inputs=(shifted,))
 
-    path = Path("t.moved", "func", "jacobian", "moved", moved, batched=True)
+    path = AutogradPath("t.moved", "func", "jacobian", "moved", moved, batched=True)
     report = run([case], paths=[path], seed=0, dtypes="float64", **FAST)
     (rec,) = report.records
     assert rec.status == "pass", rec.reason

@@ -294,7 +294,7 @@ def test_the_cli_baseline_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_as_baseline_keeps_the_failures_a_known_record_stands_for() -> None:
-    from verijac._runner import against_baseline, as_baseline
+    from verijac._records import against_baseline, as_baseline
 
     failing = _record(status="mismatch")
     known = against_baseline(_record(status="error"), {failing.key: failing})

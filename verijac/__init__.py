@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from ._textcase import case_from_text as case_from_text
     from ._textcase import load_case_file as load_case_file
     from ._tolerances import Tolerance as Tolerance
+    from .paths import AutogradPath as AutogradPath
     from .paths import Path as Path
     from .paths import PathResult as PathResult
     from .paths import Problem as Problem
@@ -131,6 +132,7 @@ _LAZY: dict[str, str] = {
     "assert_op": "._checkop",
     "case_from_text": "._textcase",
     "load_case_file": "._textcase",
+    "AutogradPath": ".paths",
     "Path": ".paths",
     "PathResult": ".paths",
     "Problem": ".paths",
@@ -158,6 +160,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AutogradPath",
     "Case",
     "CaseError",
     "DefectError",
@@ -168,7 +171,7 @@ __all__ = [
     "Interval",
     "KnownPoint",
     "ParseError",
-    "Path",
+    "Path",  # the old name of AutogradPath
     "PathResult",
     "Problem",
     "Record",

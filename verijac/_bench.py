@@ -207,7 +207,7 @@ class Settings:
 
 def _compare(method: Method, value: Any, ref: Any, case: Case, dtype: str) -> tuple[str, str, Any]:
     """Status, reason and comparison of one result against the exact reference."""
-    from ._runner import known_failure
+    from ._records import known_failure
     from ._tolerances import COMPUTES_ORDER, resolve_tolerance
     from .paths._base import PathResult
 
@@ -261,7 +261,7 @@ def run_method(
     settings: Settings,
 ) -> BenchResult:
     """Prepare, check once, time and measure one method on one problem."""
-    from ._runner import _exception_outcome
+    from ._evaluate import _exception_outcome
     from .paths._base import Unsupported
 
     out = base

@@ -19,7 +19,7 @@ from ._errors import UsageError
 
 if TYPE_CHECKING:
     from ._case import Case
-    from .paths._base import Path, Problem
+    from .paths._base import AutogradPath, Problem
 
 #: A method's preparation: the problem in, a zero-argument call that computes the result out.
 Prepare = Callable[["Problem"], Callable[[], Any]]
@@ -51,7 +51,7 @@ class Method:
     call: str
     prepare: Prepare
     batched: bool = True
-    path: Path | None = None
+    path: AutogradPath | None = None
     requires: frozenset[str] = frozenset()
     materialises: bool = False
     to_torch: Callable[[Any], Any] | None = None
@@ -152,7 +152,7 @@ def resolve_modes(names: Sequence[str] | None) -> list[Mode]:
 # -- the methods -----------------------------------------------------------------------------
 
 
-def _catalogue(path: Path) -> Method:
+def _catalogue(path: AutogradPath) -> Method:
     def prepare(problem: Problem) -> Callable[[], Any]:
         return lambda: path.run(problem)
 
@@ -371,7 +371,7 @@ def check_patterns(patterns: Sequence[str], methods: Sequence[Method]) -> None:
 
 def unmet(method: Method, case: Case) -> str:
     """Why ``method`` does not apply to ``case`` (``""`` when it does)."""
-    from ._runner import _unmet
+    from ._evaluate import _unmet
 
     if method.path is not None:
         reason = _unmet(method.path, case, True)

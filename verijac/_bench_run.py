@@ -116,7 +116,7 @@ def bench(
         UsageError: an option is invalid, or ``jax=True`` without jax installed.
     """
     from ._case import Case
-    from ._runner import resolve_devices, resolve_dtypes
+    from ._resolve import resolve_devices, resolve_dtypes
 
     for c in cases:
         if not isinstance(c, Case):
@@ -196,8 +196,7 @@ def _run_group(
     """One case × mode × device × dtype over every batch size."""
     import torch
 
-    from ._reference import make_problem
-    from ._runner import _Reference
+    from ._reference import _Reference, make_problem
 
     tdtype = getattr(torch, dtype)
     slow: dict[str, str] = {}

@@ -358,7 +358,7 @@ def _probe(
 
 
 def _probe_device(devices: Any) -> str:
-    from ._runner import resolve_devices
+    from ._resolve import resolve_devices
 
     for name, skip in resolve_devices(devices):
         if not skip and not name.startswith("mps"):

@@ -681,7 +681,7 @@ def _execute(
     if args.junit:
         report.write_junit(args.junit)
     if args.update_baseline and not interrupted:
-        from ._runner import as_baseline
+        from ._records import as_baseline
 
         as_baseline(report).write_json(args.baseline)
         print(f"verijac {label}: baseline written to {args.baseline}", file=out)
@@ -740,7 +740,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _count(n_cases: int, args: argparse.Namespace, *, command: str = "check") -> int:
     """Records the run will produce (validates the path, device and dtype names first)."""
-    from ._runner import resolve_devices, resolve_dtypes, resolve_paths
+    from ._resolve import resolve_devices, resolve_dtypes, resolve_paths
 
     paths = resolve_paths(args.path or None, command=command)
     devices = resolve_devices(args.device or None)
@@ -751,13 +751,13 @@ def _count(n_cases: int, args: argparse.Namespace, *, command: str = "check") ->
 
 
 def _devices(args: argparse.Namespace) -> list[str]:
-    from ._runner import resolve_devices
+    from ._resolve import resolve_devices
 
     return [d for d, _ in resolve_devices(args.device or None)]
 
 
 def _dtypes(args: argparse.Namespace) -> list[str]:
-    from ._runner import resolve_dtypes
+    from ._resolve import resolve_dtypes
 
     return resolve_dtypes(args.dtype or None)
 

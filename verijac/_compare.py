@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InternalError, ShapeError
+from ._kinds import BY_NAME
 from ._tolerances import Tolerance
 
 
@@ -247,24 +248,20 @@ def weights(computes: str, problem: Any, device: Any) -> Any:
     ``atol`` is an error per derivative entry, so a weighted sum is allowed ``atol`` times that.
 
     Every entry of one point has the same weight, so the result is ``(N, 1)`` on ``device``,
-    which broadcasts to the result's shape (``None`` for kinds whose weight is 1).
+    which broadcasts to the result's shape (``None`` for kinds whose weight is 1). Each kind's
+    weight is its `verijac._kinds.Kind.weight`.
     """
     import torch
 
-    if computes in ("jacobian", "gradient", "hessian"):
+    kind = BY_NAME.get(computes)
+    if kind is not None and kind.plain:
         return None
     dev = device
     t = problem.tangents.to(device=dev, dtype=torch.float64).abs().sum(dim=1, keepdim=True)
     c = problem.cotangents.to(device=dev, dtype=torch.float64).abs().sum(dim=1, keepdim=True)
-    if computes in ("jvp", "hvp", "vhp"):
-        return t
-    if computes == "vjp":
-        return c
-    if computes == "vjp_accumulated":
-        return 2.0 * c
-    if computes == "chvp":
-        return c * t
-    raise InternalError(f"no weights for computes={computes!r}, which paths validate")
+    if kind is None or kind.weight is None:
+        raise InternalError(f"no weights for computes={computes!r}, which paths validate")
+    return kind.weight(t, c)
 
 
 def bound(

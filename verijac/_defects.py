@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 
 if TYPE_CHECKING:
-    from .paths._base import Path
+    from .paths._base import AutogradPath
 
 #: What an op in the function's autograd graph may be (see `op_kinds`).
 OP_KINDS = ("autograd_function", "autograd_function_jvp", "autograd_function_vmap")
@@ -109,7 +109,7 @@ class TorchDefect:
         return SpecifierSet(self.torch).contains(Version(version).public, prereleases=True)
 
     def covers(
-        self, *, case: str, op_kinds: Iterable[str], path: Path, device: str, dtype: str
+        self, *, case: str, op_kinds: Iterable[str], path: AutogradPath, device: str, dtype: str
     ) -> bool:
         """Whether this entry's scope (not its versions) covers that record."""
         from .paths._base import selects
@@ -175,7 +175,7 @@ def get_defect(defect_id: str) -> TorchDefect:
 def find_defect(
     *,
     case: str,
-    path: Path,
+    path: AutogradPath,
     device: str,
     dtype: str,
     op_kinds: Iterable[str] = (),

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._kinds import KINDS
+
 #: Shapes `measure` can name, in the order it tries them.
 SHAPES = ("nonfinite", "zero", "sign", "factor", "swap")
 #: Inputs with more scalar elements than this get no swap search and no region ranges (the
@@ -31,17 +33,9 @@ SHAPES = ("nonfinite", "zero", "sign", "factor", "swap")
 MAX_COORDINATES = 16
 #: How close to -1 a constant factor must be to be called a sign flip.
 SIGN_SLACK = 1e-3
-#: Result kinds whose axes (counted from the end) run over the inputs' elements.
-INPUT_AXES: dict[str, tuple[int, ...]] = {
-    "jacobian": (-1,),
-    "gradient": (-1,),
-    "vjp": (-1,),
-    "vjp_accumulated": (-1,),
-    "hessian": (-2, -1),
-    "hvp": (-1,),
-    "vhp": (-1,),
-    "chvp": (-1,),
-}
+#: Result kinds whose axes (counted from the end) run over the inputs' elements
+#: (`verijac._kinds.Kind.input_axes`).
+INPUT_AXES: dict[str, tuple[int, ...]] = {k.name: k.input_axes for k in KINDS if k.input_axes}
 
 
 def coordinate_labels(case: Any) -> list[str]:

@@ -82,7 +82,7 @@ def select_cases(names: Sequence[str], tags: Sequence[str]) -> list[Case]:
         UsageError: no selected case carries the tags.
     """
     from ._registry import list_cases
-    from ._runner import resolve_cases
+    from ._resolve import resolve_cases
 
     cases = resolve_cases(list(names) if names else None)
     if tags:

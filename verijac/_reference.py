@@ -1,11 +1,21 @@
-"""The exact reference: a case's derivatives evaluated in float64, in the paths' flat layout."""
+"""The exact reference: a case's derivatives evaluated in float64, in the paths' flat layout,
+and `_Reference`, what one batch needs of it, computed lazily and shared by every path
+checked on that batch (with the bound each kind of result is compared against)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ._compare import Bound, bound, weights
+from ._kinds import BY_NAME, get_kind
+from ._points import _point_dict
+from ._tolerances import COND_ULPS, Tolerance
 from .paths._base import Problem, flat_hessian, flat_jacobian
 
 if TYPE_CHECKING:
@@ -128,6 +138,8 @@ SETTLE_DIGITS = 30
 #: A relative change beyond this when the point moves by `MOVE_ULPS` roundoffs marks a row
 #: whose float64 evaluation cancels (a well-conditioned value moves by ~1e-14).
 SUSPECT_RTOL = 1e-9
+#: An entry's change is measured against at least this fraction of its row's largest entry.
+SUSPECT_FLOOR = 1e-6
 MOVE_ULPS = 16
 
 
@@ -139,12 +151,20 @@ FD_RTOL = 1e-3
 
 def suspect_rows(value: Any, moved: Sequence[Any]) -> Any:
     """Rows ``(N,)`` of ``value`` that are not finite, or change by more than `SUSPECT_RTOL`
-    relative in some entry between ``value`` and the evaluations at moved points."""
+    relative in some entry between ``value`` and the evaluations at moved points.
+
+    An entry is measured against its own magnitude, but never against less than
+    `SUSPECT_FLOOR` of its row's largest: an entry that is zero in truth and roundoff noise in
+    float64 (an entry of a Hessian whose terms cancel, 1e-17 beside entries of 1) moves by
+    100 % and would flag the row, though its error is far below anything a comparison in any
+    dtype resolves at that row's scale."""
     import torch
 
     flat = value.reshape(value.shape[0], -1)
     bad = ~torch.isfinite(flat).all(dim=1)
-    scale = flat.abs()
+    finite = torch.where(torch.isfinite(flat), flat.abs(), torch.zeros_like(flat))
+    floor = SUSPECT_FLOOR * finite.amax(dim=1, keepdim=True) if flat.shape[1] else finite
+    scale = torch.maximum(flat.abs(), floor)
     for other in moved:
         diff = (other.reshape(flat.shape) - flat).abs()
         jump = (diff > SUSPECT_RTOL * scale) & (diff > 1e-300)
@@ -253,31 +273,197 @@ def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) 
 
 
 def expected(computes: str, problem: Problem, jac: Any, hess: Any = None) -> Any:
-    """The exact value a path computing ``computes`` must return (see `verijac.paths`).
+    """The exact value a path computing ``computes`` must return (`verijac._kinds`).
 
     Args:
         jac: ``(N, m, n)`` float64; hess: ``(N, m, n, n)`` float64 (second-order kinds only).
     """
     import torch
 
+    kind = BY_NAME.get(computes)
+    if kind is None or kind.exact is None:
+        raise ValueError(f"no exact reference for computes={computes!r}")
     t = problem.tangents.to(device=jac.device, dtype=torch.float64)
     c = problem.cotangents.to(device=jac.device, dtype=torch.float64)
-    if computes == "jacobian":
-        return jac
-    if computes == "jvp":
-        return torch.einsum("bmn,bn->bm", jac, t)
-    if computes == "vjp":
-        return torch.einsum("bm,bmn->bn", c, jac)
-    if computes == "vjp_accumulated":
-        return 2.0 * torch.einsum("bm,bmn->bn", c, jac)
-    if computes == "gradient":
-        return jac[:, 0, :]
-    if computes == "hessian":
-        return hess
-    if computes == "hvp":
-        return torch.einsum("bij,bj->bi", hess[:, 0], t)
-    if computes == "vhp":
-        return torch.einsum("bi,bij->bj", t, hess[:, 0])
-    if computes == "chvp":
-        return torch.einsum("bm,bmij,bj->bi", c, hess, t)
-    raise ValueError(f"no exact reference for computes={computes!r}")
+    return kind.exact(jac, hess, t, c)
+
+
+# -- the reference of one batch ----------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Reference:
+    """The exact reference for one problem (points, tangents, cotangents), computed lazily and
+    shared by every path that runs on that problem.
+
+    The Jacobian, the Hessian (second-order paths only), each kind of exact result, its
+    `Bound` and its conditioning term are each computed at most once per batch.
+    """
+
+    case: Case
+    problem: Problem
+    dtype: Any
+    seed: int
+    #: Decimal digits of the mpmath reference; ``None``: the generated code in float64.
+    digits: int | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
+    #: Rows outside the case's domain (``None``: none), never compared: points a path moved
+    #: itself, e.g. input 0 of one row with the others of row 0, may leave the domain.
+    outside: Any = None
+
+    @property
+    def inputs(self) -> tuple[Any, ...]:
+        return self.problem.inputs
+
+    @property
+    def jac(self) -> Any:
+        return self._once("jac", lambda: exact_jacobian(self.case, self.inputs, self.digits))
+
+    @property
+    def hess(self) -> Any:
+        return self._once("hess", lambda: exact_hessian(self.case, self.inputs, self.digits))
+
+    def _once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` cached under ``key``; an exception is cached too and raised again,
+        so a reference that fails is evaluated once, not once per path."""
+        if key not in self.cache:
+            try:
+                self.cache[key] = (True, compute())
+            except Exception as exc:
+                self.cache[key] = (False, exc)
+        ok, value = self.cache[key]
+        if not ok:
+            raise value
+        return value
+
+    def _second(self, computes: str) -> Any:
+        return self.hess if get_kind(computes).second_order else None
+
+    def exact(self, computes: str) -> Any:
+        """The exact result a path computing ``computes`` must return (float64)."""
+        key = ("exact", computes)
+        if key not in self.cache:
+            self.cache[key] = expected(computes, self.problem, self.jac, self._second(computes))
+        return self.cache[key]
+
+    def bound(self, computes: str, tolerance: Tolerance) -> Bound:
+        """The allowed error per entry for ``computes`` under ``tolerance`` (without cond)."""
+        key = ("bound", computes, tolerance)
+        if key not in self.cache:
+            scale = weight = None
+            if not get_kind(computes).plain:
+                scale = self.magnitude(computes)
+                weight = weights(computes, self.problem, self.jac.device)
+            found = bound(
+                self.exact(computes),
+                dtype=self.dtype,
+                tolerance=tolerance,
+                scale=scale,
+                weight=weight,
+            )
+            if self.outside is not None:
+                # Rows outside the domain are not compared at all, whatever the path gives
+                # there (NaN included): they are skipped like unrepresentable entries.
+                rows = self.outside.reshape(-1, *[1] * (found.allowed.dim() - 1))
+                keep = ~rows.to(found.allowed.device).expand_as(found.allowed)
+                found.in_range = keep if found.in_range is None else found.in_range & keep
+                found.allowed = found.allowed.masked_fill(~keep, math.inf)
+            self.cache[key] = found
+        return self.cache[key]
+
+    def magnitude(self, computes: str) -> Any:
+        """The result computed with absolute values of every factor (``|J|·|t|`` for a JVP):
+        the ``scale`` of the bound. ``|J|``, ``|H|`` and the absolute tangents and cotangents
+        are computed once and shared by every kind."""
+        abs_problem, abs_jac = self.cache.get("abs", (None, None))
+        if abs_problem is None:
+            abs_problem = dataclasses.replace(
+                self.problem,
+                tangents=self.problem.tangents.abs(),
+                cotangents=self.problem.cotangents.abs(),
+            )
+            abs_jac = self.jac.abs()
+            self.cache["abs"] = (abs_problem, abs_jac)
+        abs_hess = None
+        if get_kind(computes).second_order:
+            abs_hess = self.cache.get("abs_hess")
+            if abs_hess is None:
+                abs_hess = self.cache["abs_hess"] = self.hess.abs()
+        return expected(computes, abs_problem, abs_jac, abs_hess)
+
+    def cond(self, computes: str) -> Any:
+        """How far the exact result moves when the inputs move by `COND_ULPS` roundoffs."""
+        key = ("cond", computes)
+        if key not in self.cache:
+            import torch
+
+            exp = self.exact(computes)
+            cond = torch.zeros_like(exp)
+            for p in self.perturbed:
+                cond = cond.maximum((p.exact(computes) - exp).abs())
+            self.cache[key] = torch.nan_to_num(cond, nan=0.0, posinf=0.0)
+        return self.cache[key]
+
+    @cached_property
+    def perturbed(self) -> list[_Reference]:
+        """The reference at the inputs moved by `COND_ULPS` roundoffs of the path's dtype
+        with random signs, twice."""
+        import torch
+
+        u = torch.finfo(self.dtype).eps / 2 * COND_ULPS
+        gen = torch.Generator().manual_seed(self.seed)
+        out = []
+        for _ in range(2):
+            moved = []
+            for x in self.inputs:
+                x64 = x.detach().to(torch.float64)
+                signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
+                moved.append(x64 * (1 + signs.to(torch.float64).to(x64.device)))
+            problem = dataclasses.replace(self.problem, inputs=tuple(moved))
+            out.append(_Reference(self.case, problem, self.dtype, self.seed, self.digits))
+        return out
+
+    def at(self, inputs: tuple[Any, ...]) -> _Reference:
+        """The reference at other points with the same tangents (paths that move the points,
+        e.g. a range of input 0 with the others fixed); shared when two paths move them alike."""
+        import torch
+
+        if all(a is b for a, b in zip(inputs, self.inputs, strict=True)):
+            return self
+        for other in self.cache.setdefault("moved", []):
+            if all(
+                a.shape == b.shape and torch.equal(a, b)
+                for a, b in zip(inputs, other.inputs, strict=True)
+            ):
+                return other
+        from .strategies import valid_rows
+
+        problem = dataclasses.replace(self.problem, inputs=tuple(inputs))
+        ref = _Reference(self.case, problem, self.dtype, self.seed, self.digits)
+        inside = valid_rows(self.case, tuple(inputs))
+        if not bool(inside.all()):
+            ref.outside = ~inside
+        self.cache["moved"].append(ref)
+        return ref
+
+    def defect(self, second_order: bool) -> tuple[str, int]:
+        """``("case defect: …", row)`` when the reference is not finite at some point (row:
+        the first such point), else ``("", 0)``."""
+        import torch
+
+        for what, value in (
+            ("Jacobian", self.jac),
+            ("Hessian", self.hess if second_order else None),
+        ):
+            # A sum is finite when every entry is (an overflowing sum takes the long way).
+            if value is None or bool(torch.isfinite(value.sum())):
+                continue
+            bad = ~torch.isfinite(value.reshape(value.shape[0], -1))
+            row = int(bad.any(dim=1).nonzero()[0])
+            kind = "NaN" if bool(torch.isnan(value[row]).any()) else "inf"
+            return (
+                f"case defect: reference is {kind} at {_point_dict(self.case, self.inputs, row)} "
+                f"(exact {what}) inside the declared domain; narrow the domain or exclude the point",
+                row,
+            )
+        return "", 0

@@ -31,10 +31,7 @@ from ._table_numbers import FORMATS, round_binary
 if TYPE_CHECKING:
     from ._case import Case
     from ._tables import LoadedCase, LoadedEntry, LoadedTable
-    from .paths._base import Path, Problem
-
-#: Result kinds compared entry by entry with the table's values rounded to the path's dtype.
-_ENTRYWISE = {"jacobian": "J", "gradient": "J", "hessian": "H"}
+    from .paths._base import AutogradPath, Problem
 
 
 def case_for(
@@ -146,7 +143,8 @@ def regress(
     """
     import torch
 
-    from ._runner import _tf32, resolve_devices, resolve_dtypes, resolve_paths
+    from ._resolve import resolve_devices, resolve_dtypes, resolve_paths
+    from ._runner import _tf32
 
     path_list = resolve_paths(paths)
     device_list = resolve_devices(devices)
@@ -237,8 +235,10 @@ class _Group:
         out = torch.tensor(rows, dtype=torch.float64).reshape(len(rows), *shape)
         return out.to(self.device)
 
-    def record(self, path: Path, skip: str) -> Record:
-        from ._runner import _exception_outcome, _PathState, _run_path, _unmet, known_failure
+    def record(self, path: AutogradPath, skip: str) -> Record:
+        from ._evaluate import _exception_outcome, _run_path, _unmet
+        from ._records import known_failure
+        from ._state import _PathState
         from ._tolerances import COMPUTES_ORDER, resolve_tolerance
 
         tolerance = resolve_tolerance(
@@ -332,19 +332,24 @@ class _Group:
             **base,
         )
 
-    def _compare(self, path: Path, tolerance: Any, result: Any) -> Any:
+    def _compare(self, path: AutogradPath, tolerance: Any, result: Any) -> Any:
         import torch
 
         from ._compare import bound, weights
+        from ._errors import InternalError
+        from ._kinds import get_kind
         from ._reference import expected
-        from ._tolerances import COMPUTES_ORDER
 
         problem = self.problem
-        second = COMPUTES_ORDER[path.computes] == 2
-        if path.computes in _ENTRYWISE:
-            exp = self.expected(_ENTRYWISE[path.computes], self.dtype)
-            if path.computes == "gradient":
-                exp = exp[:, 0, :]
+        kind = get_kind(path.computes)
+        second = kind.second_order
+        if kind.plain:
+            # Derivative entries themselves: compared entry by entry with the table's values
+            # rounded to the path's dtype.
+            if kind.exact is None:
+                raise InternalError(f"result kind {kind.name!r} has no exact value")
+            table = self.expected("H" if second else "J", self.dtype)
+            exp = kind.exact(None if second else table, table if second else None, None, None)
             scale = weight = None
         else:
             jac = self.expected("J", "float64")
@@ -374,7 +379,10 @@ class _Group:
 
 def _entry_label(computes: str, index: list[int]) -> str:
     """``J[1,2]`` (a Jacobian entry, point row dropped) or ``jvp[1]``."""
-    name = {"jacobian": "J", "hessian": "H", "gradient": "grad"}.get(computes, computes)
+    from ._kinds import BY_NAME
+
+    kind = BY_NAME.get(computes)
+    name = kind.short if kind is not None else computes
     return f"{name}[{','.join(map(str, index[1:]))}]"
 
 

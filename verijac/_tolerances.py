@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import UsageError
+from ._kinds import KINDS
 from .paths._base import selects
 
 #: ``dtype name → (rtol, atol)`` for values. Source: torch.testing.assert_close defaults
@@ -32,19 +33,8 @@ VALUE_TOLERANCES: dict[str, tuple[float, float]] = {
 #: count, so first derivatives get 2× and second derivatives 4× the value tolerance.
 ORDER_FACTOR: dict[int, float] = {0: 1.0, 1: 2.0, 2: 4.0}
 
-#: Which derivative order each path result kind has.
-COMPUTES_ORDER: dict[str, int] = {
-    "jacobian": 1,
-    "jvp": 1,
-    "vjp": 1,
-    "vjp_accumulated": 1,
-    "gradient": 1,
-    "hessian": 2,
-    "hvp": 2,
-    "vhp": 2,
-    "chvp": 2,
-    "behaviour": 0,
-}
+#: Which derivative order each path result kind has (`verijac._kinds.Kind.order`).
+COMPUTES_ORDER: dict[str, int] = {k.name: k.order for k in KINDS}
 
 #: How many units of roundoff of the path's dtype the inputs are perturbed by to estimate the
 #: conditioning of the derivative (the ``cond`` term of the allowed error).

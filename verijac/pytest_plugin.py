@@ -25,7 +25,7 @@ from ._options import PROFILE_NAMES, digits, positive_int, seed, select_cases
 if TYPE_CHECKING:
     from ._case import Case
     from ._report import Report
-    from .paths._base import Path as AutogradPath
+    from .paths._base import AutogradPath
 
 #: The profile of the ``--verijac`` matrix and the fixture unless ``--verijac-profile`` says
 #: otherwise: a test suite should stay quick; `verijac check` defaults to ``dev``.
@@ -181,7 +181,7 @@ def _select_cases(config: pytest.Config) -> list[Case]:
 
 def _devices(config: pytest.Config) -> list[str]:
     """Device labels for item ids: as given, or ``cpu`` plus one ``cuda`` for all GPUs."""
-    from ._runner import resolve_devices
+    from ._resolve import resolve_devices
 
     given = config.getoption("verijac_device")
     if given:
@@ -220,7 +220,7 @@ class VerijacMatrix(pytest.File):
             raise self.CollectError(f"verijac: error: {exc}") from None
 
     def _items(self) -> Iterator[pytest.Item]:
-        from ._runner import resolve_dtypes, resolve_paths
+        from ._resolve import resolve_dtypes, resolve_paths
 
         config = self.config
         _load_dirs(config)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from ._base import CAPABILITIES as CAPABILITIES
 from ._base import COMPUTES as COMPUTES
 from ._base import FAMILIES as FAMILIES
+from ._base import AutogradPath as AutogradPath
 from ._base import BehaviourMismatch as BehaviourMismatch
-from ._base import Path as Path
+from ._base import Path as Path  # the old name of AutogradPath
 from ._base import PathResult as PathResult
 from ._base import Problem as Problem
 from ._base import Unsupported as Unsupported
@@ -22,6 +23,7 @@ __all__ = [
     "CAPABILITIES",
     "COMPUTES",
     "FAMILIES",
+    "AutogradPath",
     "BehaviourMismatch",
     "Path",
     "PathResult",

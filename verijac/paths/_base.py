@@ -1,25 +1,9 @@
 """What an autograd path is, what it receives, and the registry of paths.
 
 A path takes a `Problem` (the function under test and a batch of points) and returns its
-result in a canonical flat layout, so every path compares against one exact reference:
-
-======================  =================  ===============================================
-``computes``            result shape       exact reference
-======================  =================  ===============================================
-``jacobian``            ``(N, m, n)``      ``J``
-``jvp``                 ``(N, m)``         ``J @ t``
-``vjp``                 ``(N, n)``         ``c @ J``
-``vjp_accumulated``     ``(N, n)``         ``2 · c @ J`` (two backward passes accumulate)
-``gradient``            ``(N, n)``         ``J[:, 0]`` (scalar output only)
-``hessian``             ``(N, m, n, n)``   ``H``
-``hvp``                 ``(N, n)``         ``H[:, 0] @ t`` (scalar output only)
-``vhp``                 ``(N, n)``         ``t @ H[:, 0]`` (scalar output only)
-``chvp``                ``(N, n)``         ``Σ_k c_k H_k @ t`` (second order, any output)
-``behaviour``           ``None``           the path asserts a documented behaviour itself
-======================  =================  ===============================================
-
-``N`` points, ``n`` input elements (all inputs flattened and concatenated in order), ``m``
-output elements (likewise). ``t`` are the tangents ``(N, n)``, ``c`` the cotangents ``(N, m)``.
+result in a canonical flat layout, so every path compares against one exact reference. The
+layout and the exact reference of each kind of result (``computes``: ``jacobian``, ``jvp``,
+``vjp``, …) are in `verijac._kinds`, one `Kind` record per kind.
 """
 
 from __future__ import annotations
@@ -29,23 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import UnknownPathError, UsageError
+from .._kinds import KINDS
 
 Shape = tuple[int, ...]
 
 FAMILIES = ("reverse", "forward", "functional", "func", "higher-order", "compiled", "contract")
-COMPUTES = (
-    "jacobian",
-    "jvp",
-    "vjp",
-    "vjp_accumulated",
-    "gradient",
-    "hessian",
-    "hvp",
-    "vhp",
-    "chvp",
-    "behaviour",
-)
-#: The commands whose default selection a path can belong to (`Path.default_for`).
+#: The result kinds a path may compute (`verijac._kinds.KINDS`).
+COMPUTES = tuple(k.name for k in KINDS)
+#: The commands whose default selection a path can belong to (`AutogradPath.default_for`).
 COMMANDS = ("check", "check-op")
 #: Requirements a path may declare; the runner reports `unsupported` when the case lacks one.
 REQUIREMENTS = ("scalar_output", "pointwise", "unused_input", "array_input")
@@ -257,13 +232,17 @@ def flat_hessian(
 
 
 @dataclass(frozen=True)
-class Path:
+class AutogradPath:
     """One registered way of computing a derivative with PyTorch.
+
+    Formerly ``Path`` (that name remains as an alias); renamed so that it no longer
+    shadows `pathlib.Path` where both are used.
 
     Attributes:
         name: stable identifier, e.g. ``"func.vmap_jacrev"``.
         family: one of `FAMILIES`.
-        computes: one of `COMPUTES`; fixes the result layout and the exact reference.
+        computes: one of `COMPUTES`; fixes the result layout and the exact reference
+            (`verijac._kinds`).
         call: the torch call, as a reader would write it.
         run: takes a `Problem`, returns a tensor (or `PathResult`) in the canonical layout.
         requires: requirements from `REQUIREMENTS` the case must meet.
@@ -320,24 +299,28 @@ class Path:
             raise UsageError(f"path {self.name!r}: run must be callable, got {self.run!r}")
 
 
-def selects(pattern: str, path: Path) -> bool:
+#: The old name of `AutogradPath`, kept for existing code.
+Path = AutogradPath
+
+
+def selects(pattern: str, path: AutogradPath) -> bool:
     """Whether ``pattern`` (a path name, a family name or a glob on names) selects ``path``."""
     import fnmatch
 
     return pattern in (path.name, path.family) or fnmatch.fnmatchcase(path.name, pattern)
 
 
-_PATHS: dict[str, Path] = {}
+_PATHS: dict[str, AutogradPath] = {}
 
 
-def register_path(path: Path, *, replace: bool = False) -> Path:
+def register_path(path: AutogradPath, *, replace: bool = False) -> AutogradPath:
     """Add a path to the catalogue.
 
     Raises:
         UsageError: a different path already has that name (pass ``replace=True``).
     """
-    if not isinstance(path, Path):
-        raise UsageError(f"register_path expects a verijac.Path, got {path!r}")
+    if not isinstance(path, AutogradPath):
+        raise UsageError(f"register_path expects a verijac.AutogradPath, got {path!r}")
     if path.name in _PATHS and not replace and _PATHS[path.name] is not path:
         raise UsageError(f"a path named {path.name!r} is already registered; pass replace=True")
     _PATHS[path.name] = path
@@ -348,7 +331,7 @@ def _ensure_builtin() -> None:
     from . import _catalogue  # noqa: F401  (registers the built-in paths)
 
 
-def get_path(name: str) -> Path:
+def get_path(name: str) -> AutogradPath:
     """The registered path called ``name``.
 
     Raises:
@@ -373,7 +356,7 @@ def list_paths(
     family: str | Iterable[str] | None = None,
     include_opt_in: bool = True,
     default_for: str | None = None,
-) -> list[Path]:
+) -> list[AutogradPath]:
     """Registered paths in catalogue order, filtered by a name glob and family; with
     ``default_for``, only the paths that command runs when no path is named."""
     import fnmatch

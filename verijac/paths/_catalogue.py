@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._base import Path, list_paths
+from ._base import AutogradPath, list_paths
 
 #: The family modules, imported (and so registered) in catalogue order.
 MODULES = ("reverse", "functional", "func", "forward", "higher_order", "compiled", "contract")
@@ -15,7 +15,7 @@ for _module in MODULES:
     importlib.import_module(f".{_module}", __package__)
 
 #: The families registered here: every family, from the first lookup (``contract`` runs by
-#: default under ``check-op`` only; see `verijac.paths.Path.default_for`).
+#: default under ``check-op`` only; see `verijac.paths.AutogradPath.default_for`).
 BUILTIN_FAMILIES = (
     "reverse",
     "functional",
@@ -35,7 +35,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _row(p: Path) -> str:
+def _row(p: AutogradPath) -> str:
     requires = ", ".join(sorted(p.requires)) or "—"
     uses = ", ".join(sorted(p.uses)) or "—"
     flags = ("batched" if p.batched else "per point") + (", opt-in" if p.opt_in else "")

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._base import Path, Problem, Unsupported, register_path
+from ._base import AutogradPath, Problem, Unsupported, register_path
 from ._common import (
     argnums,
     converting,
@@ -94,7 +94,7 @@ def forward_backward(problem: Problem) -> Any:
 
 
 register_path(
-    Path(
+    AutogradPath(
         name="compiled.jacrev",
         family="compiled",
         computes="jacobian",
@@ -107,7 +107,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="compiled.forward_backward",
         family="compiled",
         computes="vjp",

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._base import BehaviourMismatch, Path, Problem, Unsupported, register_path
+from ._base import AutogradPath, BehaviourMismatch, Problem, Unsupported, register_path
 from ._common import converting, flatten, leaves, outputs_tuple, quiet_vmap_fallback, split
 
 #: Rows of a batch that `batch_consistency` also evaluates one at a time.
@@ -425,7 +425,7 @@ def _register(
     name: str, run: Callable[[Problem], Any], call: str, description: str, **kw: Any
 ) -> None:
     register_path(
-        Path(
+        AutogradPath(
             name=f"contract.{name}",
             family="contract",
             computes="behaviour",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Path, Problem, register_path
+from ._base import AutogradPath, Problem, register_path
 from ._common import (
     converting,
     flatten,
@@ -76,7 +76,7 @@ def dual_jvp(problem: Problem) -> Any:
 _CALL = "with dual_level(): unpack_dual(f(make_dual(x, {t}))).tangent"
 
 register_path(
-    Path(
+    AutogradPath(
         name="forward.dual",
         family="forward",
         computes="jacobian",
@@ -88,7 +88,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="forward.dual_jvp",
         family="forward",
         computes="jvp",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Path, PathResult, Problem, register_path
+from ._base import AutogradPath, PathResult, Problem, register_path
 from ._common import (
     argnums,
     converting,
@@ -225,7 +225,7 @@ for _t, _uses, _cost in [
     ("jacfwd", {"vmap", "forward_ad"}, "N vmapped jvp over n tangents"),
 ]:
     register_path(
-        Path(
+        AutogradPath(
             name=f"func.{_t}",
             family="func",
             computes="jacobian",
@@ -238,7 +238,7 @@ for _t, _uses, _cost in [
         )
     )
     register_path(
-        Path(
+        AutogradPath(
             name=f"func.vmap_{_t}",
             family="func",
             computes="jacobian",
@@ -253,7 +253,7 @@ for _t, _uses, _cost in [
     )
 
 register_path(
-    Path(
+    AutogradPath(
         name="func.grad",
         family="func",
         computes="gradient",
@@ -266,7 +266,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.vmap_grad",
         family="func",
         computes="gradient",
@@ -279,7 +279,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.jvp",
         family="func",
         computes="jvp",
@@ -291,7 +291,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.vjp",
         family="func",
         computes="vjp",
@@ -302,7 +302,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.linearize",
         family="func",
         computes="jvp",
@@ -314,7 +314,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.hessian",
         family="func",
         computes="hessian",
@@ -327,7 +327,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.jacfwd_jacrev",
         family="func",
         computes="hessian",
@@ -339,7 +339,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.jacrev_jacrev",
         family="func",
         computes="hessian",
@@ -351,7 +351,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.vmap_in_dims",
         family="func",
         computes="jacobian",
@@ -363,7 +363,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="func.jvp_range",
         family="func",
         computes="jvp",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._base import BehaviourMismatch, Path, Problem, Unsupported, register_path
+from ._base import AutogradPath, BehaviourMismatch, Problem, Unsupported, register_path
 from ._common import (
     converting,
     flatten,
@@ -193,7 +193,7 @@ _JACOBIANS: list[tuple[str, dict[str, Any], set[str], str, str]] = [
 for _name, _opts, _uses, _cost, _desc in _JACOBIANS:
     _call = ", ".join(f"{k}={v!r}" for k, v in _opts.items())
     register_path(
-        Path(
+        AutogradPath(
             name=f"functional.{_name}",
             family="functional",
             computes="jacobian",
@@ -207,7 +207,7 @@ for _name, _opts, _uses, _cost, _desc in _JACOBIANS:
     )
 
 register_path(
-    Path(
+    AutogradPath(
         name="functional.jacobian_strict",
         family="functional",
         computes="behaviour",
@@ -223,7 +223,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="functional.jvp",
         family="functional",
         computes="jvp",
@@ -236,7 +236,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="functional.vjp",
         family="functional",
         computes="vjp",
@@ -248,7 +248,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="functional.hessian",
         family="functional",
         computes="hessian",
@@ -266,7 +266,7 @@ for _api, _cost, _desc in [
     ("vhp", "N f, 2·N backward", "t @ H, reverse over reverse"),
 ]:
     register_path(
-        Path(
+        AutogradPath(
             name=f"functional.{_api}",
             family="functional",
             computes=_api,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Path, Problem, register_path
+from ._base import AutogradPath, Problem, register_path
 from ._common import (
     converting,
     flatten,
@@ -155,7 +155,7 @@ def jvp_of_jvp(problem: Problem) -> Any:
 
 
 register_path(
-    Path(
+    AutogradPath(
         name="higher.double_backward",
         family="higher-order",
         computes="hessian",
@@ -173,7 +173,7 @@ for _outer, _inner, _uses, _desc in [
     ("jacfwd", "jacfwd", {"vmap", "forward_ad"}, "forward over forward"),
 ]:
     register_path(
-        Path(
+        AutogradPath(
             name=f"higher.{_outer}_{_inner}",
             family="higher-order",
             computes="hessian",
@@ -187,7 +187,7 @@ for _outer, _inner, _uses, _desc in [
         )
     )
 register_path(
-    Path(
+    AutogradPath(
         name="higher.grad_of_jvp",
         family="higher-order",
         computes="chvp",
@@ -199,7 +199,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="higher.jvp_of_vjp",
         family="higher-order",
         computes="chvp",
@@ -211,7 +211,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="higher.jvp_of_jvp",
         family="higher-order",
         computes="chvp",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import BehaviourMismatch, Path, Problem, register_path
+from ._base import AutogradPath, BehaviourMismatch, Problem, register_path
 from ._common import (
     converting,
     flatten,
@@ -188,7 +188,7 @@ def accumulation(problem: Problem) -> Any:
 _POINTWISE_NOTE = "whole batch at once when pointwise (summed-output trick), else per point"
 
 register_path(
-    Path(
+    AutogradPath(
         name="reverse.backward_onehot",
         family="reverse",
         computes="jacobian",
@@ -200,7 +200,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="reverse.grad_loop",
         family="reverse",
         computes="jacobian",
@@ -211,7 +211,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="reverse.grad_batched",
         family="reverse",
         computes="jacobian",
@@ -224,7 +224,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="reverse.vjp_random",
         family="reverse",
         computes="vjp",
@@ -236,7 +236,7 @@ register_path(
     )
 )
 register_path(
-    Path(
+    AutogradPath(
         name="reverse.accumulation",
         family="reverse",
         computes="vjp_accumulated",
