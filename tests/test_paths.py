@@ -21,7 +21,7 @@ from cases.seeds import (
     seed_matrix_square,
     seed_tuple_io,
 )
-from verijac import Case, array, scalar
+from verijac import Case, UsageError, array, scalar
 from verijac._kinds import KINDS
 from verijac._reference import exact_hessian, exact_jacobian, expected, make_problem
 from verijac.paths import (
@@ -500,6 +500,56 @@ def test_docs_table_is_generated_from_the_registry() -> None:
     assert found.group(1) == catalogue_table(), (
         "docs/paths.md is stale: regenerate with `python -m verijac.paths._catalogue`"
     )
+
+
+def test_path_decorator_registers_the_function_as_its_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``@path(...)`` registers an `AutogradPath` with the given fields and the decorated
+    function as its run, at the end of the catalogue, and returns the function unchanged."""
+    from verijac.paths import _base, path
+
+    monkeypatch.setattr(_base, "_PATHS", dict(_base._PATHS))
+    fields: dict[str, Any] = {
+        "name": "myorg.vjp",
+        "family": "reverse",
+        "computes": "vjp",
+        "call": "torch.autograd.grad(out, x, grad_outputs=c)",
+        "description": "a user's path",
+    }
+
+    @path(**fields, cost="1 f, 1 backward", batched=False)
+    def run(problem: Problem) -> Any:
+        return problem.cotangents
+
+    found = get_path("myorg.vjp")
+    assert found.run is run
+    assert list_paths()[-1] is found
+    assert (found.family, found.computes, found.call, found.description) == (
+        "reverse",
+        "vjp",
+        "torch.autograd.grad(out, x, grad_outputs=c)",
+        "a user's path",
+    )
+    assert (found.cost, found.batched, found.opt_in) == ("1 f, 1 backward", False, False)
+    with pytest.raises(UsageError, match="already registered; pass replace=True"):
+        path(**fields)(run)
+    assert path(**fields, replace=True)(run) is run
+    assert get_path("myorg.vjp").cost == ""
+
+
+def test_path_decorator_rejects_an_unknown_field() -> None:
+    from verijac.paths import path
+
+    with pytest.raises(UsageError, match=r"unknown fields \['requirs'\].*'requires'"):
+        path(
+            name="myorg.typo",
+            family="reverse",
+            computes="vjp",
+            call="c",
+            description="d",
+            requirs=frozenset({"pointwise"}),
+        )
 
 
 def test_importing_paths_does_not_import_torch() -> None:

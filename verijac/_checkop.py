@@ -186,9 +186,8 @@ def _has_tangent(args: tuple[Any, ...]) -> bool:
 
 
 def _under_test(op: Callable[..., Any], case: Case, no_autograd: str | None) -> Callable[..., Any]:
-    """The function the paths call: ``op`` with its case attached (for ``contract.values``)."""
+    """The function the paths call: ``op``, its outputs checked against the case's shapes."""
     from .paths._base import Unsupported
-    from .paths.contract import CASE_ATTRIBUTE
 
     base = _without_autograd(op, no_autograd) if no_autograd else op
     custom_op = not no_autograd and hasattr(op, "_opoverload") and hasattr(op, "_init_fn")
@@ -204,7 +203,6 @@ def _under_test(op: Callable[..., Any], case: Case, no_autograd: str | None) -> 
     func.__qualname__ = getattr(op, "__qualname__", func.__name__)
     func.__doc__ = getattr(op, "__doc__", None)
     func.__wrapped__ = op  # type: ignore[attr-defined]
-    setattr(func, CASE_ATTRIBUTE, case)
     return func
 
 

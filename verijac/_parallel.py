@@ -60,13 +60,31 @@ def resolve_jobs(jobs: Any) -> int:
     return jobs
 
 
+#: Modules whose own threads make a forked child deadlock-prone (they warn at fork).
+THREADED_MODULES = ("jax", "tensorflow")
+
+
 def can_fork(devices: Sequence[str]) -> str:
-    """Why the groups cannot run in forked workers (``""``: they can)."""
+    """Why the groups cannot run in forked workers (``""``: they can).
+
+    A child gets only the forking thread: where another thread holds a lock (a thread of the
+    caller's, JAX's runtime), the child may deadlock on it. torch's own intra-op pool is
+    safe to fork (its DataLoader workers rely on that); workers run with one torch thread.
+    """
+    import threading
+
     if not sys.platform.startswith("linux"):
         return f"worker processes are forked only on Linux (this is {sys.platform})"
     gpu = [d for d in devices if d != "cpu"]
     if gpu:
         return f"device {gpu[0]!r} cannot be used from a forked worker"
+    threaded = [m for m in THREADED_MODULES if m in sys.modules]
+    if threaded:
+        return f"{threaded[0]} is loaded in this process: its threads make forking unsafe"
+    if threading.active_count() > 1:
+        return (
+            f"this process runs {threading.active_count() - 1} other thread(s): forking is unsafe"
+        )
     return ""
 
 

@@ -72,7 +72,35 @@ def make_problem(
         pointwise=pointwise,
         unused_inputs=unused_inputs(case),
         extra={"case": case},
+        truth=CaseTruth(case),
     )
+
+
+class CaseTruth:
+    """A case's exact math as paths see it (`verijac.paths.Truth`)."""
+
+    def __init__(self, case: Case) -> None:
+        from ._tolerances import COND_ULPS
+
+        self.case = case
+        self.input_names = case.input_names
+        self.cond_ulps = COND_ULPS
+
+    def values(self, inputs: Sequence[Any]) -> Any:
+        return exact_values(self.case, inputs)
+
+    def jacobian(self, inputs: Sequence[Any]) -> Any:
+        return exact_jacobian(self.case, inputs)
+
+    def tolerance(self, dtype: Any, order: int, *, own: bool = True) -> tuple[float, float]:
+        from ._tolerances import base_tolerance, resolve_tolerance
+
+        tol = (
+            resolve_tolerance(dtype, order=order, case_tolerances=self.case.tolerances)
+            if own
+            else base_tolerance(dtype, order=order)
+        )
+        return tol.rtol, tol.atol
 
 
 def _reference_device(device: Any) -> Any:

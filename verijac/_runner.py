@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InternalError, UsageError, VerijacError
 from ._evaluate import (
     MIN_PATH_SECONDS,
+    MORE_PIECES_FROM,
     _evaluate,
     _exception_outcome,
     _head_rows,
@@ -141,7 +142,9 @@ def _batch(group: _Group, batch: Any, heads: Sequence[int] = (0,)) -> None:
                     )
                 refs = [small[need]]
         elif parts is not None:
-            refs = parts
+            # A path that traces at every call pays a trace per piece: in quick profiles it
+            # runs on the whole chunk (the bulk piece and the rows cut from it, together).
+            refs = [ref] if state.path.traces and opts.max_examples < MORE_PIECES_FROM else parts
         for k, sref in enumerate(refs):  # the bulk first: a piece is named only if it alone fails
             if not _check_on(state, group, sref, split=k > 0):
                 break
@@ -381,7 +384,8 @@ def run(
     path_list += [p for p in extra_paths if all(p.name != q.name for q in path_list)]
     device_list = resolve_devices(devices)
     n_jobs = resolve_jobs(jobs)
-    if n_jobs > 1 and can_fork([d for d, skip in device_list if not skip]):
+    serial = can_fork([d for d, skip in device_list if not skip]) if n_jobs > 1 else ""
+    if serial:
         n_jobs = 1
     dtype_list = resolve_dtypes(dtypes)
     prof = get_profile(profile)
@@ -437,6 +441,7 @@ def run(
             "require": sorted(req),
             "reference": describe(opts.reference_digits),
             "jobs": n_jobs,
+            **({"jobs_note": f"one job: {serial}"} if serial else {}),
             "paths": [p.name for p in path_list],
             "tolerances": opts.tolerances,
             **({"shard": f"{shard_kn[0]}/{shard_kn[1]}"} if shard_kn else {}),

@@ -14,9 +14,11 @@ from ._base import BehaviourMismatch as BehaviourMismatch
 from ._base import Path as Path  # the old name of AutogradPath
 from ._base import PathResult as PathResult
 from ._base import Problem as Problem
+from ._base import Truth as Truth
 from ._base import Unsupported as Unsupported
 from ._base import get_path as get_path
 from ._base import list_paths as list_paths
+from ._base import path as path
 from ._base import register_path as register_path
 
 __all__ = [
@@ -28,8 +30,10 @@ __all__ = [
     "Path",
     "PathResult",
     "Problem",
+    "Truth",
     "Unsupported",
     "get_path",
     "list_paths",
+    "path",
     "register_path",
 ]

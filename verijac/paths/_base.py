@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .._errors import UnknownPathError, UsageError
 from .._kinds import KINDS
@@ -46,6 +46,35 @@ class PathResult:
     inputs: tuple[Any, ...] | None = None
 
 
+class Truth(Protocol):
+    """The exact math a problem is checked against, as paths that need it directly (the
+    ``contract`` family) see it; `verijac._reference.make_problem` provides it. Paths depend
+    on this protocol, not on the reference module behind it."""
+
+    @property
+    def input_names(self) -> Sequence[str]:
+        """The case's input names, for messages."""
+        ...
+
+    @property
+    def cond_ulps(self) -> float:
+        """Roundoffs of the inputs' dtype that bound what rounding the inputs forces."""
+        ...
+
+    def values(self, inputs: Sequence[Any]) -> Any:
+        """The exact outputs at ``inputs``, flattened to ``(N, m)`` float64."""
+        ...
+
+    def jacobian(self, inputs: Sequence[Any]) -> Any:
+        """The exact Jacobian at ``inputs``, flattened to ``(N, m, n)`` float64."""
+        ...
+
+    def tolerance(self, dtype: Any, order: int, *, own: bool = True) -> tuple[float, float]:
+        """``(rtol, atol)`` of results of derivative ``order`` in ``dtype``: verijac's table,
+        with the case's own tolerances applied when ``own``."""
+        ...
+
+
 @dataclass
 class Problem:
     """What a path receives: the function under test and a batch of points.
@@ -60,6 +89,7 @@ class Problem:
         pointwise: whether row ``i`` of the outputs depends on row ``i`` of the inputs only,
             which makes the summed-output trick valid (see docs/paths.md).
         unused_inputs: per input, whether no output depends on it (for ``strict=True``).
+        truth: the exact math (`Truth`), for paths that compare inside themselves.
     """
 
     func: Callable[..., Any]
@@ -73,6 +103,7 @@ class Problem:
     pointwise: bool = True
     unused_inputs: tuple[bool, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    truth: Truth | None = None
 
     @property
     def N(self) -> int:
@@ -251,6 +282,9 @@ class AutogradPath:
         batched: whether one call covers the whole batch; otherwise the runner gives the path
             a few points only.
         opt_in: run only when asked for by name or family (slow, e.g. compiled paths).
+        traces: whether each call traces the function (``func.linearize``): a call costs the
+            trace, whatever the points. In quick profiles such a path skips the one-row
+            piece of a group's first chunk (`verijac._evaluate.PIECES`).
         description: what it checks, one line.
         default_for: the commands (`COMMANDS`) that run it when no path is named: the
             ``contract`` family checks a custom op's autograd contract and runs by default
@@ -269,6 +303,7 @@ class AutogradPath:
     opt_in: bool = False
     description: str = ""
     default_for: frozenset[str] = frozenset({"check", "check-op"})
+    traces: bool = False
 
     def __post_init__(self) -> None:
         unknown_commands = set(self.default_for) - set(COMMANDS)
@@ -325,6 +360,63 @@ def register_path(path: AutogradPath, *, replace: bool = False) -> AutogradPath:
         raise UsageError(f"a path named {path.name!r} is already registered; pass replace=True")
     _PATHS[path.name] = path
     return path
+
+
+_Run = TypeVar("_Run", bound=Callable[[Problem], Any])
+
+
+def path(
+    name: str,
+    *,
+    family: str,
+    computes: str,
+    call: str,
+    description: str,
+    replace: bool = False,
+    **fields: Any,
+) -> Callable[[_Run], _Run]:
+    """Register the decorated function as the ``run`` of a new `AutogradPath`.
+
+    ``@path(name=..., family=..., computes=..., call=..., description=..., **fields)`` above
+    ``def run(problem)`` is ``register_path(AutogradPath(name=..., run=run, ...), replace=...)``
+    with the declaration beside its code. The function is returned unchanged, so a factory's
+    result can be registered as ``path(...)(factory(...))``.
+
+    Args:
+        fields: the other `AutogradPath` fields (``requires``, ``uses``, ``cost``,
+            ``batched``, ``opt_in``, ``default_for``).
+        replace: passed to `register_path`.
+
+    Raises:
+        UsageError: an invalid field, or a different path already has that name.
+    """
+    import dataclasses
+
+    given = {"name", "family", "computes", "call", "description", "run"}
+    known = sorted(f.name for f in dataclasses.fields(AutogradPath) if f.name not in given)
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise UsageError(
+            f"path {name!r}: unknown fields {unknown}; the decorated function is the run, "
+            f"and the other fields are {known}"
+        )
+
+    def register(run: _Run) -> _Run:
+        register_path(
+            AutogradPath(
+                name=name,
+                family=family,
+                computes=computes,
+                call=call,
+                description=description,
+                run=run,
+                **fields,
+            ),
+            replace=replace,
+        )
+        return run
+
+    return register
 
 
 def _ensure_builtin() -> None:

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._base import AutogradPath, Problem, Unsupported, register_path
+from ._base import Problem, Unsupported, path
 from ._common import (
     argnums,
     converting,
@@ -70,6 +70,16 @@ def _compiling() -> Iterator[None]:
             raise Unsupported(f"torch.compile failed in its backend: {exc}") from exc
 
 
+@path(
+    name="compiled.jacrev",
+    family="compiled",
+    computes="jacobian",
+    call="torch.compile(torch.func.vmap(torch.func.jacrev(f, argnums=all)))(*x)",
+    uses=frozenset({"compile", "vmap"}),
+    cost="1 compilation, then 1 f, 1 vmapped backward over m cotangents",
+    opt_in=True,
+    description="Jacobian from a compiled jacobian transform",
+)
 def jacrev(problem: Problem) -> Any:
     """``torch.compile(vmap(jacrev(f, argnums=all)))(*x)`` over the whole batch."""
     import torch.func
@@ -79,6 +89,16 @@ def jacrev(problem: Problem) -> Any:
         return problem.flat_jacobian(fn(*problem.inputs)).detach()
 
 
+@path(
+    name="compiled.forward_backward",
+    family="compiled",
+    computes="vjp",
+    call="torch.autograd.grad(torch.compile(f)(x), x, grad_outputs=c)",
+    uses=frozenset({"compile"}),
+    cost="1 compilation, then 1 f, 1 backward (pointwise); N of each otherwise",
+    opt_in=True,
+    description="c @ J through a compiled forward and its AOT-compiled backward",
+)
 def forward_backward(problem: Problem) -> Any:
     """``c @ J`` by backward through ``torch.compile(f)`` (compiled forward and backward)."""
     compiled = _compile(problem.func)
@@ -91,31 +111,3 @@ def forward_backward(problem: Problem) -> Any:
 
     with _compiling():
         return groups(problem, body)
-
-
-register_path(
-    AutogradPath(
-        name="compiled.jacrev",
-        family="compiled",
-        computes="jacobian",
-        call="torch.compile(torch.func.vmap(torch.func.jacrev(f, argnums=all)))(*x)",
-        run=jacrev,
-        uses=frozenset({"compile", "vmap"}),
-        cost="1 compilation, then 1 f, 1 vmapped backward over m cotangents",
-        opt_in=True,
-        description="Jacobian from a compiled jacobian transform",
-    )
-)
-register_path(
-    AutogradPath(
-        name="compiled.forward_backward",
-        family="compiled",
-        computes="vjp",
-        call="torch.autograd.grad(torch.compile(f)(x), x, grad_outputs=c)",
-        run=forward_backward,
-        uses=frozenset({"compile"}),
-        cost="1 compilation, then 1 f, 1 backward (pointwise); N of each otherwise",
-        opt_in=True,
-        description="c @ J through a compiled forward and its AOT-compiled backward",
-    )
-)

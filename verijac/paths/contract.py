@@ -26,36 +26,32 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._base import AutogradPath, BehaviourMismatch, Problem, Unsupported, register_path
+from ._base import BehaviourMismatch, Problem, Truth, Unsupported, path
 from ._common import converting, flatten, leaves, outputs_tuple, quiet_vmap_fallback, split
 
 #: Rows of a batch that `batch_consistency` also evaluates one at a time.
 PER_POINT_ROWS = 8
-#: Attribute through which a function under test can name its case (set by `verijac.check_op`).
-CASE_ATTRIBUTE = "__verijac_case__"
+#: The contract paths run by default under ``check-op`` only (`AutogradPath.default_for`).
+_CHECK_OP = frozenset({"check-op"})
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _find_case(problem: Problem) -> Any:
-    return problem.extra.get("case") or getattr(problem.func, CASE_ATTRIBUTE, None)
-
-
-def _case_of(problem: Problem) -> Any:
-    """The case a problem checks: ``problem.extra["case"]`` or the function's case attribute."""
-    case = _find_case(problem)
-    if case is None:
+def _truth_of(problem: Problem) -> Truth:
+    """The exact math of a problem (``problem.truth``, set by `verijac._reference.make_problem`)."""
+    if problem.truth is None:
         raise Unsupported(
-            "the exact values are not available to this path: the problem names no case "
-            f"(problem.extra['case'] or the function's {CASE_ATTRIBUTE} attribute)"
+            "the exact values are not available to this path: the problem carries no truth "
+            "(build it with verijac._reference.make_problem)"
         )
-    return case
+    return problem.truth
 
 
 def _point_text(problem: Problem, row: int) -> str:
     """``x=0.5, y=[1.0, 2.0]`` for row ``row`` of the problem's inputs."""
-    case = _find_case(problem)
     names = (
-        case.input_names if case is not None else [f"input{i}" for i in range(len(problem.inputs))]
+        list(problem.truth.input_names)
+        if problem.truth is not None
+        else [f"input{i}" for i in range(len(problem.inputs))]
     )
     return ", ".join(
         f"{name}={x[row].detach().cpu().tolist()!r}"
@@ -93,13 +89,6 @@ def _worst(diff: Any, allowed: Any) -> tuple[int, int] | None:
     ratio = torch.nan_to_num(ratio, nan=math.inf)
     flat = int(torch.argmax(ratio))
     return flat // diff.shape[1], flat % diff.shape[1]
-
-
-def _order_tolerance(dtype: Any, order: int) -> tuple[float, float]:
-    from .._tolerances import base_tolerance
-
-    tol = base_tolerance(dtype, order=order)
-    return tol.rtol, tol.atol
 
 
 def _each(problem: Problem, body: Callable[[tuple[Any, ...], int, int | None], None]) -> None:
@@ -145,6 +134,16 @@ def _first_row(point: int | None, row: int) -> int:
 
 
 # -- contract.values ----------------------------------------------------------------------------
+@path(
+    name="contract.values",
+    family="contract",
+    computes="behaviour",
+    call="f(*x)",
+    description="the forward value equals the exact value (custom ops compute value and "
+    "derivative apart)",
+    cost="1 f",
+    default_for=_CHECK_OP,
+)
 def values(problem: Problem) -> None:
     """The forward value against the exact value, with the value tolerance of the dtype.
 
@@ -154,10 +153,7 @@ def values(problem: Problem) -> None:
     """
     import torch
 
-    from .._reference import exact_jacobian, exact_values
-    from .._tolerances import COND_ULPS, resolve_tolerance
-
-    case = _case_of(problem)
+    truth = _truth_of(problem)
     with torch.no_grad():
         if problem.pointwise:
             actual = problem.flat_outputs(problem.func(*problem.inputs))
@@ -169,14 +165,14 @@ def values(problem: Problem) -> None:
                 per.append(torch.cat([o.reshape(-1) for o in outs]))
             actual = torch.stack(per)
     actual = actual.detach().to(torch.float64)
-    exact = exact_values(case, problem.inputs).to(actual.device)
-    jac = exact_jacobian(case, problem.inputs).to(actual.device)
+    exact = truth.values(problem.inputs).to(actual.device)
+    jac = truth.jacobian(problem.inputs).to(actual.device)
     x = problem.flat_inputs(problem.inputs).detach().to(torch.float64).abs()
     dtype = problem.inputs[0].dtype
-    tol = resolve_tolerance(dtype, order=0, case_tolerances=case.tolerances)
-    u = torch.finfo(dtype).eps / 2 * COND_ULPS
+    rtol, atol = truth.tolerance(dtype, 0)
+    u = torch.finfo(dtype).eps / 2 * truth.cond_ulps
     cond = torch.einsum("bmn,bn->bm", jac.abs(), x) * u
-    allowed = tol.atol + tol.rtol * exact.abs() + cond
+    allowed = atol + rtol * exact.abs() + cond
     diff = (actual - exact).abs()
     diff = torch.where(torch.isfinite(actual), diff, torch.full_like(diff, math.inf))
     worst = _worst(diff, allowed)
@@ -186,11 +182,20 @@ def values(problem: Problem) -> None:
             f"the forward value is wrong at {_point_text(problem, row)}: "
             f"{_entry(problem.out_shapes, col, 'output')} is {float(actual[row, col])!r}, "
             f"exact {float(exact[row, col])!r} (abs error {float(diff[row, col]):.3g} > allowed "
-            f"{float(allowed[row, col]):.3g}: rtol={tol.rtol:g}, atol={tol.atol:g})"
+            f"{float(allowed[row, col]):.3g}: rtol={rtol:g}, atol={atol:g})"
         )
 
 
 # -- contract.cotangent_scaling ------------------------------------------------------------------
+@path(
+    name="contract.cotangent_scaling",
+    family="contract",
+    computes="behaviour",
+    call="torch.autograd.grad(out, x, grad_outputs=k·c, retain_graph=True) for k = 1, 2, -1",
+    description="backward is linear in its incoming gradient: exactly 2× and -1× for 2c and -c",
+    cost="1 f, 3 backward",
+    default_for=_CHECK_OP,
+)
 def cotangent_scaling(problem: Problem) -> None:
     """Backward with cotangents ``c``, ``2c`` and ``-c`` gives results in the ratio 1 : 2 : -1.
 
@@ -225,6 +230,16 @@ def cotangent_scaling(problem: Problem) -> None:
 
 
 # -- contract.repeat_backward ----------------------------------------------------------------------
+@path(
+    name="contract.repeat_backward",
+    family="contract",
+    computes="behaviour",
+    call="torch.autograd.grad(out, x, c, retain_graph=True) three times",
+    description="backward again on the retained graph gives the same gradient (no in-place "
+    "corruption)",
+    cost="1 f, 3 backward",
+    default_for=_CHECK_OP,
+)
 def repeat_backward(problem: Problem) -> None:
     """Backward three times on the retained graph: every pass gives the first pass's gradient.
 
@@ -268,6 +283,15 @@ def _describe(t: Any) -> str:
     return f"dtype={t.dtype}, device={t.device}, shape={tuple(t.shape)}"
 
 
+@path(
+    name="contract.grad_metadata",
+    family="contract",
+    computes="behaviour",
+    call="torch.autograd.grad(out, x, c); out.backward(c); x.grad",
+    description="outputs and gradients have the expected dtype, device and shape",
+    cost="1 f, 2 backward",
+    default_for=_CHECK_OP,
+)
 def grad_metadata(problem: Problem) -> None:
     """Outputs have the case's shapes and the inputs' dtype and device; each gradient (from
     ``torch.autograd.grad`` and in ``.grad``) has its input's dtype, device and shape."""
@@ -345,7 +369,7 @@ def _agree(
 ) -> None:
     import torch
 
-    rtol, atol = _order_tolerance(batched.dtype, order)
+    rtol, atol = _truth_of(problem).tolerance(batched.dtype, order, own=False)
     b = batched.to(torch.float64)
     s = single.to(torch.float64)
     allowed = atol + rtol * torch.maximum(b.abs(), s.abs())
@@ -361,6 +385,17 @@ def _agree(
         )
 
 
+@path(
+    name="contract.batch_consistency",
+    family="contract",
+    computes="behaviour",
+    call="f(x_batch) vs f(x_i) and their backward with c",
+    description=f"a batch and its first {PER_POINT_ROWS} points one at a time agree (values "
+    "and gradients)",
+    requires=frozenset({"pointwise"}),
+    cost=f"1 + {PER_POINT_ROWS} f, 1 + {PER_POINT_ROWS} backward",
+    default_for=_CHECK_OP,
+)
 def batch_consistency(problem: Problem) -> None:
     """The batch and its first `PER_POINT_ROWS` points one at a time give the same values and
     the same ``c @ J``, within the dtype's tolerance."""
@@ -399,6 +434,18 @@ def batch_consistency(problem: Problem) -> None:
 
 
 # -- contract.vmap_consistency -------------------------------------------------------------------
+@path(
+    name="contract.vmap_consistency",
+    family="contract",
+    computes="behaviour",
+    call="torch.func.vmap(f)(x_batch) vs f(x_batch)",
+    description="vmap over the batch agrees with the batched call (catches a wrong custom vmap "
+    "rule)",
+    requires=frozenset({"pointwise"}),
+    uses=frozenset({"vmap"}),
+    cost="2 f",
+    default_for=_CHECK_OP,
+)
 def vmap_consistency(problem: Problem) -> None:
     """``torch.func.vmap(f)`` over the batch agrees with ``f`` on the batch (values)."""
     import torch
@@ -420,72 +467,7 @@ def vmap_consistency(problem: Problem) -> None:
     )
 
 
-# -- registration ------------------------------------------------------------------------------
-def _register(
-    name: str, run: Callable[[Problem], Any], call: str, description: str, **kw: Any
-) -> None:
-    register_path(
-        AutogradPath(
-            name=f"contract.{name}",
-            family="contract",
-            computes="behaviour",
-            call=call,
-            run=run,
-            description=description,
-            default_for=frozenset({"check-op"}),
-            **kw,
-        )
-    )
-
-
-_register(
-    "values",
-    values,
-    "f(*x)",
-    "the forward value equals the exact value (custom ops compute value and derivative apart)",
-    cost="1 f",
-)
-_register(
-    "cotangent_scaling",
-    cotangent_scaling,
-    "torch.autograd.grad(out, x, grad_outputs=k·c, retain_graph=True) for k = 1, 2, -1",
-    "backward is linear in its incoming gradient: exactly 2× and -1× for 2c and -c",
-    cost="1 f, 3 backward",
-)
-_register(
-    "repeat_backward",
-    repeat_backward,
-    "torch.autograd.grad(out, x, c, retain_graph=True) three times",
-    "backward again on the retained graph gives the same gradient (no in-place corruption)",
-    cost="1 f, 3 backward",
-)
-_register(
-    "grad_metadata",
-    grad_metadata,
-    "torch.autograd.grad(out, x, c); out.backward(c); x.grad",
-    "outputs and gradients have the expected dtype, device and shape",
-    cost="1 f, 2 backward",
-)
-_register(
-    "batch_consistency",
-    batch_consistency,
-    "f(x_batch) vs f(x_i) and their backward with c",
-    f"a batch and its first {PER_POINT_ROWS} points one at a time agree (values and gradients)",
-    requires=frozenset({"pointwise"}),
-    cost=f"1 + {PER_POINT_ROWS} f, 1 + {PER_POINT_ROWS} backward",
-)
-_register(
-    "vmap_consistency",
-    vmap_consistency,
-    "torch.func.vmap(f)(x_batch) vs f(x_batch)",
-    "vmap over the batch agrees with the batched call (catches a wrong custom vmap rule)",
-    requires=frozenset({"pointwise"}),
-    uses=frozenset({"vmap"}),
-    cost="2 f",
-)
-
 __all__ = [
-    "CASE_ATTRIBUTE",
     "PER_POINT_ROWS",
     "batch_consistency",
     "cotangent_scaling",

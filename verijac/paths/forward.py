@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import AutogradPath, Problem, register_path
+from ._base import Problem, path
 from ._common import (
     converting,
     flatten,
@@ -20,6 +20,8 @@ from ._common import (
     prepare_forward_ad,
     split,
 )
+
+_CALL = "with dual_level(): unpack_dual(f(make_dual(x, {t}))).tangent"
 
 
 def _dual_pass(
@@ -40,6 +42,15 @@ def _dual_pass(
         return flatten(found, problem.out_shapes, bnd).detach()
 
 
+@path(
+    name="forward.dual",
+    family="forward",
+    computes="jacobian",
+    call=_CALL.format(t="e_j"),
+    uses=frozenset({"forward_ad"}),
+    cost="n dual passes (pointwise); N·n otherwise",
+    description="Jacobian columns from dual numbers with one-hot tangents",
+)
 def dual(problem: Problem) -> Any:
     """The Jacobian column by column: one dual pass per input element with tangent ``e_j``."""
     import torch
@@ -58,6 +69,16 @@ def dual(problem: Problem) -> Any:
         return groups(problem, body)
 
 
+@path(
+    name="forward.dual_jvp",
+    family="forward",
+    computes="jvp",
+    call=_CALL.format(t="t"),
+    uses=frozenset({"forward_ad"}),
+    cost="1 dual pass (pointwise); N otherwise",
+    description="J @ t from dual numbers with random tangents: catches a forward rule that "
+    "ignores the scale of its tangent",
+)
 def dual_jvp(problem: Problem) -> Any:
     """``J @ t`` for the problem's random tangents in one dual pass.
 
@@ -71,32 +92,3 @@ def dual_jvp(problem: Problem) -> Any:
 
     with converting({"forward_ad"}):
         return groups(problem, body)
-
-
-_CALL = "with dual_level(): unpack_dual(f(make_dual(x, {t}))).tangent"
-
-register_path(
-    AutogradPath(
-        name="forward.dual",
-        family="forward",
-        computes="jacobian",
-        call=_CALL.format(t="e_j"),
-        run=dual,
-        uses=frozenset({"forward_ad"}),
-        cost="n dual passes (pointwise); N·n otherwise",
-        description="Jacobian columns from dual numbers with one-hot tangents",
-    )
-)
-register_path(
-    AutogradPath(
-        name="forward.dual_jvp",
-        family="forward",
-        computes="jvp",
-        call=_CALL.format(t="t"),
-        run=dual_jvp,
-        uses=frozenset({"forward_ad"}),
-        cost="1 dual pass (pointwise); N otherwise",
-        description="J @ t from dual numbers with random tangents: catches a forward rule that "
-        "ignores the scale of its tangent",
-    )
-)

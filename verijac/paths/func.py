@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import AutogradPath, PathResult, Problem, register_path
+from ._base import PathResult, Problem, path
 from ._common import (
     argnums,
     converting,
@@ -27,6 +27,8 @@ from ._common import (
     require_scalar_output,
     split,
 )
+
+_NUMS = "argnums=all"
 
 
 def _transform(name: str) -> Callable[..., Any]:
@@ -70,6 +72,173 @@ def _jacobian_vmap(transform: str) -> Callable[[Problem], Any]:
     return run
 
 
+jacrev = path(
+    name="func.jacrev",
+    family="func",
+    computes="jacobian",
+    call=f"torch.func.jacrev(f, {_NUMS})(*x)",
+    uses=frozenset({"vmap"}),
+    cost="N f, N vmapped backward over m cotangents",
+    batched=False,
+    description="Jacobian by jacrev, one point at a time",
+)(_jacobian_loop("jacrev"))
+vmap_jacrev = path(
+    name="func.vmap_jacrev",
+    family="func",
+    computes="jacobian",
+    call=f"torch.func.vmap(torch.func.jacrev(f, {_NUMS}))(*x)",
+    uses=frozenset({"vmap"}),
+    cost="1 f, 1 vmapped backward over m cotangents",
+    description="Jacobian by jacrev, vmapped over the batch",
+)(_jacobian_vmap("jacrev"))
+jacfwd = path(
+    name="func.jacfwd",
+    family="func",
+    computes="jacobian",
+    call=f"torch.func.jacfwd(f, {_NUMS})(*x)",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="N vmapped jvp over n tangents",
+    batched=False,
+    description="Jacobian by jacfwd, one point at a time",
+)(_jacobian_loop("jacfwd"))
+vmap_jacfwd = path(
+    name="func.vmap_jacfwd",
+    family="func",
+    computes="jacobian",
+    call=f"torch.func.vmap(torch.func.jacfwd(f, {_NUMS}))(*x)",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="1 vmapped jvp over n tangents",
+    description="Jacobian by jacfwd, vmapped over the batch",
+)(_jacobian_vmap("jacfwd"))
+
+
+@path(
+    name="func.grad",
+    family="func",
+    computes="gradient",
+    call=f"torch.func.grad(f, {_NUMS})(*x)",
+    requires=frozenset({"scalar_output"}),
+    cost="N f, N backward",
+    batched=False,
+    description="gradient of a scalar function, one point at a time",
+)
+def grad(problem: Problem) -> Any:
+    """``torch.func.grad(f, argnums=all)(*x)`` per point (scalar output only)."""
+    import torch.func
+
+    require_scalar_output(problem, "torch.func.grad")
+    g = torch.func.grad(problem.func, argnums=argnums(problem))
+
+    def one(i: int) -> Any:
+        found = g(*problem.unbatched(i))
+        parts = found if problem.tuple_inputs else (found,)
+        return flatten(parts, problem.in_shapes, 0).detach()
+
+    with converting(set(), func=True, scalar=True):
+        return per_point(problem, one)
+
+
+@path(
+    name="func.vmap_grad",
+    family="func",
+    computes="gradient",
+    call=f"torch.func.vmap(torch.func.grad(f, {_NUMS}))(*x)",
+    requires=frozenset({"scalar_output"}),
+    uses=frozenset({"vmap"}),
+    cost="1 f, 1 vmapped backward",
+    description="gradient of a scalar function, vmapped over the batch",
+)
+def vmap_grad(problem: Problem) -> Any:
+    """``vmap(torch.func.grad(f, argnums=all))(*x)`` over the batch (scalar output only)."""
+    import torch.func
+
+    require_scalar_output(problem, "torch.func.grad")
+    g = torch.func.vmap(torch.func.grad(problem.func, argnums=argnums(problem)))
+    with converting({"vmap"}, func=True, scalar=True), quiet_vmap_fallback():
+        found = g(*problem.inputs)
+    parts = found if problem.tuple_inputs else (found,)
+    return flatten(parts, problem.in_shapes, 1).detach()
+
+
+@path(
+    name="func.jvp",
+    family="func",
+    computes="jvp",
+    call="torch.func.jvp(f, x, t)",
+    uses=frozenset({"forward_ad"}),
+    cost="1 jvp (pointwise); N jvp otherwise",
+    description="J @ t in forward mode for random tangents",
+)
+def jvp(problem: Problem) -> Any:
+    """``torch.func.jvp(f, x, t)``: the whole batch when pointwise, else per point."""
+    import torch.func
+
+    prepare_forward_ad()
+
+    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+        tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
+        out = torch.func.jvp(problem.func, tuple(inputs), tangents)[1]
+        return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
+
+    with converting({"forward_ad"}, func=True):
+        return groups(problem, body)
+
+
+@path(
+    name="func.vjp",
+    family="func",
+    computes="vjp",
+    call="torch.func.vjp(f, *x)[1](c)",
+    cost="1 f, 1 backward (pointwise); N f, N backward otherwise",
+    description="c @ J through the pullback for random cotangents",
+)
+def vjp(problem: Problem) -> Any:
+    """``torch.func.vjp(f, *x)[1](c)``: the whole batch when pointwise, else per point."""
+    import torch.func
+
+    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+        parts = split(group_rows(problem.cotangents, point), problem.out_shapes)
+        pullback = torch.func.vjp(problem.func, *inputs)[1]
+        found = pullback(parts if problem.tuple_outputs else parts[0])
+        return flatten(found, problem.in_shapes, bnd).detach()
+
+    with converting(set(), func=True):
+        return groups(problem, body)
+
+
+@path(
+    name="func.linearize",
+    family="func",
+    computes="jvp",
+    call="torch.func.linearize(f, *x)[1](*t)",
+    uses=frozenset({"forward_ad"}),
+    cost="1 traced jvp + 1 replay (pointwise); N of each otherwise",
+    description="J @ t through a linearized (traced, constant-folded) jvp",
+    traces=True,
+)
+def linearize(problem: Problem) -> Any:
+    """``torch.func.linearize(f, *x)[1](*t)``: the whole batch when pointwise, else per point."""
+    import warnings
+
+    import torch.func
+
+    prepare_forward_ad()
+
+    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+        tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
+        with warnings.catch_warnings():
+            # linearize's constant folding (torch.fx const_fold) inserts get_attr nodes before
+            # it registers their buffers and warns about its own intermediate graph; the
+            # warning is internal to torch and says nothing about the function under test.
+            warnings.filterwarnings("ignore", message=r"Attempted to insert a get_attr Node")
+            _, jvp_fn = torch.func.linearize(problem.func, *inputs)
+        out = jvp_fn(*tangents)
+        return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
+
+    with converting({"forward_ad"}, func=True, trace=True):
+        return groups(problem, body)
+
+
 def _second_order(outer: str, inner: str, *, scalar: bool = False) -> Callable[[Problem], Any]:
     """``vmap(outer(inner(f)))`` over the batch → ``(N, m, n, n)``; ``outer="hessian"`` alone."""
 
@@ -95,84 +264,34 @@ def _second_order(outer: str, inner: str, *, scalar: bool = False) -> Callable[[
     return run
 
 
-def grad(problem: Problem) -> Any:
-    """``torch.func.grad(f, argnums=all)(*x)`` per point (scalar output only)."""
-    import torch.func
-
-    require_scalar_output(problem, "torch.func.grad")
-    g = torch.func.grad(problem.func, argnums=argnums(problem))
-
-    def one(i: int) -> Any:
-        found = g(*problem.unbatched(i))
-        parts = found if problem.tuple_inputs else (found,)
-        return flatten(parts, problem.in_shapes, 0).detach()
-
-    with converting(set(), func=True, scalar=True):
-        return per_point(problem, one)
-
-
-def vmap_grad(problem: Problem) -> Any:
-    """``vmap(torch.func.grad(f, argnums=all))(*x)`` over the batch (scalar output only)."""
-    import torch.func
-
-    require_scalar_output(problem, "torch.func.grad")
-    g = torch.func.vmap(torch.func.grad(problem.func, argnums=argnums(problem)))
-    with converting({"vmap"}, func=True, scalar=True), quiet_vmap_fallback():
-        found = g(*problem.inputs)
-    parts = found if problem.tuple_inputs else (found,)
-    return flatten(parts, problem.in_shapes, 1).detach()
-
-
-def jvp(problem: Problem) -> Any:
-    """``torch.func.jvp(f, x, t)``: the whole batch when pointwise, else per point."""
-    import torch.func
-
-    prepare_forward_ad()
-
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
-        tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
-        out = torch.func.jvp(problem.func, tuple(inputs), tangents)[1]
-        return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
-
-    with converting({"forward_ad"}, func=True):
-        return groups(problem, body)
-
-
-def vjp(problem: Problem) -> Any:
-    """``torch.func.vjp(f, *x)[1](c)``: the whole batch when pointwise, else per point."""
-    import torch.func
-
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
-        parts = split(group_rows(problem.cotangents, point), problem.out_shapes)
-        pullback = torch.func.vjp(problem.func, *inputs)[1]
-        found = pullback(parts if problem.tuple_outputs else parts[0])
-        return flatten(found, problem.in_shapes, bnd).detach()
-
-    with converting(set(), func=True):
-        return groups(problem, body)
-
-
-def linearize(problem: Problem) -> Any:
-    """``torch.func.linearize(f, *x)[1](*t)``: the whole batch when pointwise, else per point."""
-    import warnings
-
-    import torch.func
-
-    prepare_forward_ad()
-
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
-        tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
-        with warnings.catch_warnings():
-            # linearize's constant folding (torch.fx const_fold) inserts get_attr nodes before
-            # it registers their buffers and warns about its own intermediate graph; the
-            # warning is internal to torch and says nothing about the function under test.
-            warnings.filterwarnings("ignore", message=r"Attempted to insert a get_attr Node")
-            _, jvp_fn = torch.func.linearize(problem.func, *inputs)
-        out = jvp_fn(*tangents)
-        return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
-
-    with converting({"forward_ad"}, func=True, trace=True):
-        return groups(problem, body)
+hessian = path(
+    name="func.hessian",
+    family="func",
+    computes="hessian",
+    call=f"torch.func.vmap(torch.func.hessian(f, {_NUMS}))(*x)",
+    requires=frozenset({"scalar_output"}),
+    uses=frozenset({"vmap", "forward_ad", "double_backward"}),
+    cost="1 vmapped jvp over n tangents of 1 vmapped backward",
+    description="Hessian, forward over reverse (jacfwd(jacrev))",
+)(_second_order("hessian", "", scalar=True))
+jacfwd_jacrev = path(
+    name="func.jacfwd_jacrev",
+    family="func",
+    computes="hessian",
+    call=f"torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(f, {_NUMS}), {_NUMS}))(*x)",
+    uses=frozenset({"vmap", "forward_ad", "double_backward"}),
+    cost="1 vmapped jvp over n tangents of 1 vmapped backward over m cotangents",
+    description="Hessian of every output, forward over reverse",
+)(_second_order("jacfwd", "jacrev"))
+jacrev_jacrev = path(
+    name="func.jacrev_jacrev",
+    family="func",
+    computes="hessian",
+    call=f"torch.func.vmap(torch.func.jacrev(torch.func.jacrev(f, {_NUMS}), {_NUMS}))(*x)",
+    uses=frozenset({"vmap", "double_backward"}),
+    cost="1 vmapped backward over m·n cotangents of 1 vmapped backward",
+    description="Hessian of every output, reverse over reverse",
+)(_second_order("jacrev", "jacrev"))
 
 
 def _range_args(problem: Problem) -> tuple[Any, ...]:
@@ -184,6 +303,15 @@ def _in_dims(problem: Problem) -> tuple[int | None, ...]:
     return (0, *([None] * (len(problem.inputs) - 1)))
 
 
+@path(
+    name="func.vmap_in_dims",
+    family="func",
+    computes="jacobian",
+    call=f"torch.func.vmap(torch.func.jacrev(f, {_NUMS}), in_dims=(0, None, …))(x0s, *others)",
+    uses=frozenset({"vmap"}),
+    cost="1 f, 1 vmapped backward over m cotangents",
+    description="seed 003: Jacobian over a range of input 0 with the others fixed at row 0",
+)
 def vmap_in_dims(problem: Problem) -> PathResult:
     """Seed 003: the Jacobian over a range of input 0, the others fixed, by one ``vmap``.
 
@@ -198,6 +326,16 @@ def vmap_in_dims(problem: Problem) -> PathResult:
     return PathResult(problem.flat_jacobian(nested).detach(), inputs=fixed_row0(problem))
 
 
+@path(
+    name="func.jvp_range",
+    family="func",
+    computes="jvp",
+    call="torch.func.vmap(lambda x0, t, *others: torch.func.jvp(f, (x0, *others), t))"
+    "(x0s, ts, *others expanded)",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="1 vmapped jvp",
+    description="seed 003: J @ t over a range of input 0 with the others fixed at row 0",
+)
 def jvp_range(problem: Problem) -> PathResult:
     """Seed 003: ``J @ t`` over a range of input 0, the others fixed, by ``vmap`` of ``jvp``."""
     import torch.func
@@ -216,162 +354,3 @@ def jvp_range(problem: Problem) -> PathResult:
     with converting({"vmap", "forward_ad"}, func=True), quiet_vmap_fallback():
         value = torch.func.vmap(one)(first, problem.tangents, *rest)
     return PathResult(value.detach(), inputs=fixed_row0(problem))
-
-
-_NUMS = "argnums=all"
-
-for _t, _uses, _cost in [
-    ("jacrev", {"vmap"}, "N f, N vmapped backward over m cotangents"),
-    ("jacfwd", {"vmap", "forward_ad"}, "N vmapped jvp over n tangents"),
-]:
-    register_path(
-        AutogradPath(
-            name=f"func.{_t}",
-            family="func",
-            computes="jacobian",
-            call=f"torch.func.{_t}(f, {_NUMS})(*x)",
-            run=_jacobian_loop(_t),
-            uses=frozenset(_uses),
-            cost=_cost,
-            batched=False,
-            description=f"Jacobian by {_t}, one point at a time",
-        )
-    )
-    register_path(
-        AutogradPath(
-            name=f"func.vmap_{_t}",
-            family="func",
-            computes="jacobian",
-            call=f"torch.func.vmap(torch.func.{_t}(f, {_NUMS}))(*x)",
-            run=_jacobian_vmap(_t),
-            uses=frozenset(_uses),
-            cost=_cost.replace("N f, N vmapped", "1 f, 1 vmapped").replace(
-                "N vmapped jvp", "1 vmapped jvp"
-            ),
-            description=f"Jacobian by {_t}, vmapped over the batch",
-        )
-    )
-
-register_path(
-    AutogradPath(
-        name="func.grad",
-        family="func",
-        computes="gradient",
-        call=f"torch.func.grad(f, {_NUMS})(*x)",
-        run=grad,
-        requires=frozenset({"scalar_output"}),
-        cost="N f, N backward",
-        batched=False,
-        description="gradient of a scalar function, one point at a time",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.vmap_grad",
-        family="func",
-        computes="gradient",
-        call=f"torch.func.vmap(torch.func.grad(f, {_NUMS}))(*x)",
-        run=vmap_grad,
-        requires=frozenset({"scalar_output"}),
-        uses=frozenset({"vmap"}),
-        cost="1 f, 1 vmapped backward",
-        description="gradient of a scalar function, vmapped over the batch",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.jvp",
-        family="func",
-        computes="jvp",
-        call="torch.func.jvp(f, x, t)",
-        run=jvp,
-        uses=frozenset({"forward_ad"}),
-        cost="1 jvp (pointwise); N jvp otherwise",
-        description="J @ t in forward mode for random tangents",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.vjp",
-        family="func",
-        computes="vjp",
-        call="torch.func.vjp(f, *x)[1](c)",
-        run=vjp,
-        cost="1 f, 1 backward (pointwise); N f, N backward otherwise",
-        description="c @ J through the pullback for random cotangents",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.linearize",
-        family="func",
-        computes="jvp",
-        call="torch.func.linearize(f, *x)[1](*t)",
-        run=linearize,
-        uses=frozenset({"forward_ad"}),
-        cost="1 traced jvp + 1 replay (pointwise); N of each otherwise",
-        description="J @ t through a linearized (traced, constant-folded) jvp",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.hessian",
-        family="func",
-        computes="hessian",
-        call=f"torch.func.vmap(torch.func.hessian(f, {_NUMS}))(*x)",
-        run=_second_order("hessian", "", scalar=True),
-        requires=frozenset({"scalar_output"}),
-        uses=frozenset({"vmap", "forward_ad", "double_backward"}),
-        cost="1 vmapped jvp over n tangents of 1 vmapped backward",
-        description="Hessian, forward over reverse (jacfwd(jacrev))",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.jacfwd_jacrev",
-        family="func",
-        computes="hessian",
-        call=f"torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(f, {_NUMS}), {_NUMS}))(*x)",
-        run=_second_order("jacfwd", "jacrev"),
-        uses=frozenset({"vmap", "forward_ad", "double_backward"}),
-        cost="1 vmapped jvp over n tangents of 1 vmapped backward over m cotangents",
-        description="Hessian of every output, forward over reverse",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.jacrev_jacrev",
-        family="func",
-        computes="hessian",
-        call=f"torch.func.vmap(torch.func.jacrev(torch.func.jacrev(f, {_NUMS}), {_NUMS}))(*x)",
-        run=_second_order("jacrev", "jacrev"),
-        uses=frozenset({"vmap", "double_backward"}),
-        cost="1 vmapped backward over m·n cotangents of 1 vmapped backward",
-        description="Hessian of every output, reverse over reverse",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.vmap_in_dims",
-        family="func",
-        computes="jacobian",
-        call=f"torch.func.vmap(torch.func.jacrev(f, {_NUMS}), in_dims=(0, None, …))(x0s, *others)",
-        run=vmap_in_dims,
-        uses=frozenset({"vmap"}),
-        cost="1 f, 1 vmapped backward over m cotangents",
-        description="seed 003: Jacobian over a range of input 0 with the others fixed at row 0",
-    )
-)
-register_path(
-    AutogradPath(
-        name="func.jvp_range",
-        family="func",
-        computes="jvp",
-        call="torch.func.vmap(lambda x0, t, *others: torch.func.jvp(f, (x0, *others), t))"
-        "(x0s, ts, *others expanded)",
-        run=jvp_range,
-        uses=frozenset({"vmap", "forward_ad"}),
-        cost="1 vmapped jvp",
-        description="seed 003: J @ t over a range of input 0 with the others fixed at row 0",
-    )
-)

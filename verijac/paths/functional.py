@@ -8,9 +8,10 @@ few points only.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from ._base import AutogradPath, BehaviourMismatch, Problem, Unsupported, register_path
+from ._base import BehaviourMismatch, Problem, Unsupported, path
 from ._common import (
     converting,
     flatten,
@@ -21,6 +22,9 @@ from ._common import (
     require_scalar_output,
     split,
 )
+
+_F = "torch.autograd.functional"
+_LOOP = "N f, N·m backward"
 
 
 def _point(problem: Problem, i: int) -> Any:
@@ -39,7 +43,7 @@ def _cotangent(problem: Problem, i: int) -> Any:
     return parts if problem.tuple_outputs else parts[0]
 
 
-def _jacobian_with(**options: Any) -> Any:
+def _jacobian_with(**options: Any) -> Callable[[Problem], Any]:
     """A path body calling ``torch.autograd.functional.jacobian(f, point, **options)`` per point."""
 
     def run(problem: Problem) -> Any:
@@ -61,10 +65,63 @@ def _jacobian_with(**options: Any) -> Any:
     return run
 
 
+jacobian = path(
+    name="functional.jacobian",
+    family="functional",
+    computes="jacobian",
+    call=f"{_F}.jacobian(f, x)",
+    cost=_LOOP,
+    batched=False,
+    description="Jacobian, one backward per output element (seed 000; seed 003's loop)",
+)(_jacobian_with())
+jacobian_vectorize = path(
+    name="functional.jacobian_vectorize",
+    family="functional",
+    computes="jacobian",
+    call=f"{_F}.jacobian(f, x, vectorize=True)",
+    uses=frozenset({"vmap"}),
+    cost="N f, N vmapped backward",
+    batched=False,
+    description="Jacobian with vmap over the one-hot cotangents",
+)(_jacobian_with(vectorize=True))
+jacobian_forward = path(
+    name="functional.jacobian_forward",
+    family="functional",
+    computes="jacobian",
+    call=f"{_F}.jacobian(f, x, vectorize=True, strategy='forward-mode')",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="N vmapped jvp (n tangents each)",
+    batched=False,
+    description="Jacobian column by column in forward mode, vmapped",
+)(_jacobian_with(vectorize=True, strategy="forward-mode"))
+jacobian_create_graph = path(
+    name="functional.jacobian_create_graph",
+    family="functional",
+    computes="jacobian",
+    call=f"{_F}.jacobian(f, x, create_graph=True)",
+    cost=_LOOP,
+    batched=False,
+    description="Jacobian built with create_graph=True (a differentiable result), detached",
+)(_jacobian_with(create_graph=True))
+
+
 #: torch's message when strict=True finds an input that no output depends on.
 _STRICT_MESSAGE = re.compile(r"independent of input (\d+)")
 
 
+@path(
+    name="functional.jacobian_strict",
+    family="functional",
+    computes="behaviour",
+    call=f"{_F}.jacobian(f, x, strict=True)",
+    requires=frozenset({"unused_input"}),
+    cost="1 f, ≤ m backward (first point only)",
+    batched=False,
+    description="strict=True raises the documented RuntimeError naming the unused input",
+    # A custom op may depend on an input only through terms that cancel (a derivative of
+    # 1e-17): torch is right not to raise there, so check-op runs it only when named.
+    default_for=frozenset({"check"}),
+)
 def jacobian_strict(problem: Problem) -> None:
     """``jacobian(..., strict=True)`` raises when an input is unused (documented behaviour).
 
@@ -95,6 +152,16 @@ def jacobian_strict(problem: Problem) -> None:
     )
 
 
+@path(
+    name="functional.jvp",
+    family="functional",
+    computes="jvp",
+    call=f"{_F}.jvp(f, x, t)",
+    uses=frozenset({"double_backward"}),
+    cost="N f, 2·N backward (the double-backward trick)",
+    batched=False,
+    description="J @ t through the double-backward trick",
+)
 def jvp(problem: Problem) -> Any:
     """``torch.autograd.functional.jvp(f, x, v)`` per point."""
     import torch
@@ -109,6 +176,15 @@ def jvp(problem: Problem) -> Any:
         return per_point(problem, one)
 
 
+@path(
+    name="functional.vjp",
+    family="functional",
+    computes="vjp",
+    call=f"{_F}.vjp(f, x, c)",
+    cost="N f, N backward",
+    batched=False,
+    description="c @ J for random cotangents",
+)
 def vjp(problem: Problem) -> Any:
     """``torch.autograd.functional.vjp(f, x, c)`` per point."""
     import torch
@@ -123,6 +199,17 @@ def vjp(problem: Problem) -> Any:
     return per_point(problem, one)
 
 
+@path(
+    name="functional.hessian",
+    family="functional",
+    computes="hessian",
+    call=f"{_F}.hessian(f, x)",
+    requires=frozenset({"scalar_output"}),
+    uses=frozenset({"double_backward"}),
+    cost="N f, N·(n + 1) backward",
+    batched=False,
+    description="Hessian, reverse over reverse",
+)
 def hessian(problem: Problem) -> Any:
     """``torch.autograd.functional.hessian(f, x)`` per point (scalar output only)."""
     import torch
@@ -137,7 +224,7 @@ def hessian(problem: Problem) -> Any:
         return per_point(problem, one)
 
 
-def _vector_hessian(api: str) -> Any:
+def _vector_hessian(api: str) -> Callable[[Problem], Any]:
     """A path body for ``torch.autograd.functional.hvp`` or ``vhp`` per point."""
 
     def run(problem: Problem) -> Any:
@@ -157,125 +244,25 @@ def _vector_hessian(api: str) -> Any:
     return run
 
 
-_F = "torch.autograd.functional"
-_LOOP = "N f, N·m backward"
-
-_JACOBIANS: list[tuple[str, dict[str, Any], set[str], str, str]] = [
-    (
-        "jacobian",
-        {},
-        set(),
-        _LOOP,
-        "Jacobian, one backward per output element (seed 000; seed 003's loop)",
-    ),
-    (
-        "jacobian_vectorize",
-        {"vectorize": True},
-        {"vmap"},
-        "N f, N vmapped backward",
-        "Jacobian with vmap over the one-hot cotangents",
-    ),
-    (
-        "jacobian_forward",
-        {"vectorize": True, "strategy": "forward-mode"},
-        {"vmap", "forward_ad"},
-        "N vmapped jvp (n tangents each)",
-        "Jacobian column by column in forward mode, vmapped",
-    ),
-    (
-        "jacobian_create_graph",
-        {"create_graph": True},
-        set(),
-        _LOOP,
-        "Jacobian built with create_graph=True (a differentiable result), detached",
-    ),
-]
-for _name, _opts, _uses, _cost, _desc in _JACOBIANS:
-    _call = ", ".join(f"{k}={v!r}" for k, v in _opts.items())
-    register_path(
-        AutogradPath(
-            name=f"functional.{_name}",
-            family="functional",
-            computes="jacobian",
-            call=f"{_F}.jacobian(f, x{', ' + _call if _call else ''})",
-            run=_jacobian_with(**_opts),
-            uses=frozenset(_uses),
-            cost=_cost,
-            batched=False,
-            description=_desc,
-        )
-    )
-
-register_path(
-    AutogradPath(
-        name="functional.jacobian_strict",
-        family="functional",
-        computes="behaviour",
-        call=f"{_F}.jacobian(f, x, strict=True)",
-        run=jacobian_strict,
-        requires=frozenset({"unused_input"}),
-        cost="1 f, ≤ m backward (first point only)",
-        batched=False,
-        description="strict=True raises the documented RuntimeError naming the unused input",
-        # A custom op may depend on an input only through terms that cancel (a derivative of
-        # 1e-17): torch is right not to raise there, so check-op runs it only when named.
-        default_for=frozenset({"check"}),
-    )
-)
-register_path(
-    AutogradPath(
-        name="functional.jvp",
-        family="functional",
-        computes="jvp",
-        call=f"{_F}.jvp(f, x, t)",
-        run=jvp,
-        uses=frozenset({"double_backward"}),
-        cost="N f, 2·N backward (the double-backward trick)",
-        batched=False,
-        description="J @ t through the double-backward trick",
-    )
-)
-register_path(
-    AutogradPath(
-        name="functional.vjp",
-        family="functional",
-        computes="vjp",
-        call=f"{_F}.vjp(f, x, c)",
-        run=vjp,
-        cost="N f, N backward",
-        batched=False,
-        description="c @ J for random cotangents",
-    )
-)
-register_path(
-    AutogradPath(
-        name="functional.hessian",
-        family="functional",
-        computes="hessian",
-        call=f"{_F}.hessian(f, x)",
-        run=hessian,
-        requires=frozenset({"scalar_output"}),
-        uses=frozenset({"double_backward"}),
-        cost="N f, N·(n + 1) backward",
-        batched=False,
-        description="Hessian, reverse over reverse",
-    )
-)
-for _api, _cost, _desc in [
-    ("hvp", "N f, 3·N backward", "H @ t, reverse over reverse (double-backward trick)"),
-    ("vhp", "N f, 2·N backward", "t @ H, reverse over reverse"),
-]:
-    register_path(
-        AutogradPath(
-            name=f"functional.{_api}",
-            family="functional",
-            computes=_api,
-            call=f"{_F}.{_api}(f, x, t)",
-            run=_vector_hessian(_api),
-            requires=frozenset({"scalar_output"}),
-            uses=frozenset({"double_backward"}),
-            cost=_cost,
-            batched=False,
-            description=_desc,
-        )
-    )
+hvp = path(
+    name="functional.hvp",
+    family="functional",
+    computes="hvp",
+    call=f"{_F}.hvp(f, x, t)",
+    requires=frozenset({"scalar_output"}),
+    uses=frozenset({"double_backward"}),
+    cost="N f, 3·N backward",
+    batched=False,
+    description="H @ t, reverse over reverse (double-backward trick)",
+)(_vector_hessian("hvp"))
+vhp = path(
+    name="functional.vhp",
+    family="functional",
+    computes="vhp",
+    call=f"{_F}.vhp(f, x, t)",
+    requires=frozenset({"scalar_output"}),
+    uses=frozenset({"double_backward"}),
+    cost="N f, 2·N backward",
+    batched=False,
+    description="t @ H, reverse over reverse",
+)(_vector_hessian("vhp"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import AutogradPath, Problem, register_path
+from ._base import Problem, path
 from ._common import (
     converting,
     flatten,
@@ -34,7 +34,19 @@ from ._common import (
 )
 from .func import _second_order
 
+_NUMS = "argnums=all"
 
+
+@path(
+    name="higher.double_backward",
+    family="higher-order",
+    computes="hessian",
+    call="torch.autograd.grad(torch.autograd.grad(out, x, e_k, create_graph=True)[j], x)",
+    uses=frozenset({"double_backward"}),
+    cost="1 f, m·(n + 1) backward (pointwise); N times that otherwise",
+    description="Hessian of every output, reverse over reverse with create_graph=True; "
+    "whole batch at once when pointwise (summed-output trick), else per point",
+)
 def double_backward(problem: Problem) -> Any:
     """The Hessian of every output by ``torch.autograd.grad(..., create_graph=True)`` twice."""
     import torch
@@ -68,6 +80,26 @@ def double_backward(problem: Problem) -> Any:
         return groups(problem, body)
 
 
+jacrev_jacfwd = path(
+    name="higher.jacrev_jacfwd",
+    family="higher-order",
+    computes="hessian",
+    call=f"torch.func.vmap(torch.func.jacrev(torch.func.jacfwd(f, {_NUMS}), {_NUMS}))(*x)",
+    uses=frozenset({"vmap", "forward_ad", "double_backward"}),
+    cost="1 vmapped backward over m·n cotangents of 1 vmapped jvp over n tangents",
+    description="Hessian of every output, reverse over forward",
+)(_second_order("jacrev", "jacfwd"))
+jacfwd_jacfwd = path(
+    name="higher.jacfwd_jacfwd",
+    family="higher-order",
+    computes="hessian",
+    call=f"torch.func.vmap(torch.func.jacfwd(torch.func.jacfwd(f, {_NUMS}), {_NUMS}))(*x)",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="1 vmapped jvp over n tangents of 1 vmapped jvp over n tangents",
+    description="Hessian of every output, forward over forward",
+)(_second_order("jacfwd", "jacfwd"))
+
+
 def _flat_point_fn(problem: Problem) -> Callable[..., Any]:
     """``f`` with its outputs flattened to one ``(m,)`` vector (one point, no batch dims)."""
 
@@ -83,6 +115,15 @@ def _contract(c: Any, problem: Problem) -> Any:
     return parts if problem.tuple_outputs else parts[0]
 
 
+@path(
+    name="higher.grad_of_jvp",
+    family="higher-order",
+    computes="chvp",
+    call="torch.func.vmap(torch.func.grad(lambda x: (torch.func.jvp(f, x, t)[1] * c).sum()))",
+    uses=frozenset({"vmap", "forward_ad", "double_backward"}),
+    cost="1 vmapped backward of 1 jvp",
+    description="Σ c_k H_k @ t, reverse over forward",
+)
 def grad_of_jvp(problem: Problem) -> Any:
     """Reverse over forward: ``grad_x ⟨c, jvp(f, x, t)⟩`` = ``Σ_k c_k H_k @ t``, vmapped."""
     import torch.func
@@ -102,6 +143,15 @@ def grad_of_jvp(problem: Problem) -> Any:
     return flatten(found, problem.in_shapes, 1).detach()
 
 
+@path(
+    name="higher.jvp_of_vjp",
+    family="higher-order",
+    computes="chvp",
+    call="torch.func.vmap(lambda x: torch.func.jvp(lambda y: torch.func.vjp(f, y)[1](c), x, t))",
+    uses=frozenset({"vmap", "forward_ad", "double_backward"}),
+    cost="1 vmapped jvp of 1 backward",
+    description="Σ c_k H_k @ t, forward over reverse (the classic Hessian-vector product)",
+)
 def jvp_of_vjp(problem: Problem) -> Any:
     """Forward over reverse: ``jvp(x ↦ vjp(f, x)(c), x, t)`` = ``Σ_k c_k H_k @ t``, vmapped."""
     import torch.func
@@ -124,6 +174,16 @@ def jvp_of_vjp(problem: Problem) -> Any:
     return found.detach()
 
 
+@path(
+    name="higher.jvp_of_jvp",
+    family="higher-order",
+    computes="chvp",
+    call="torch.func.vmap(lambda x: torch.func.vmap(lambda u: torch.func.jvp(lambda y: "
+    "(torch.func.jvp(f, y, t)[1] * c).sum(), x, u)[1])(I_n))",
+    uses=frozenset({"vmap", "forward_ad"}),
+    cost="1 vmapped jvp over n tangents of 1 jvp",
+    description="Σ c_k H_k @ t, forward over forward (one jvp of a jvp per input element)",
+)
 def jvp_of_jvp(problem: Problem) -> Any:
     """Forward over forward: ``jvp(x ↦ ⟨c, jvp(f, x, t)⟩, x, e_j)`` for every ``e_j``, vmapped.
 
@@ -152,74 +212,3 @@ def jvp_of_jvp(problem: Problem) -> Any:
     with converting({"vmap", "forward_ad"}, func=True), quiet_vmap_fallback():
         found = torch.func.vmap(one)(*problem.inputs, problem.tangents, problem.cotangents)
     return found.detach()
-
-
-register_path(
-    AutogradPath(
-        name="higher.double_backward",
-        family="higher-order",
-        computes="hessian",
-        call="torch.autograd.grad(torch.autograd.grad(out, x, e_k, create_graph=True)[j], x)",
-        run=double_backward,
-        uses=frozenset({"double_backward"}),
-        cost="1 f, m·(n + 1) backward (pointwise); N times that otherwise",
-        description="Hessian of every output, reverse over reverse with create_graph=True; "
-        "whole batch at once when pointwise (summed-output trick), else per point",
-    )
-)
-_NUMS = "argnums=all"
-for _outer, _inner, _uses, _desc in [
-    ("jacrev", "jacfwd", {"vmap", "forward_ad", "double_backward"}, "reverse over forward"),
-    ("jacfwd", "jacfwd", {"vmap", "forward_ad"}, "forward over forward"),
-]:
-    register_path(
-        AutogradPath(
-            name=f"higher.{_outer}_{_inner}",
-            family="higher-order",
-            computes="hessian",
-            call=f"torch.func.vmap(torch.func.{_outer}(torch.func.{_inner}(f, {_NUMS}), {_NUMS}))(*x)",
-            run=_second_order(_outer, _inner),
-            uses=frozenset(_uses),
-            cost="1 vmapped "
-            + ("backward over m·n cotangents" if _outer == "jacrev" else "jvp over n tangents")
-            + " of 1 vmapped jvp over n tangents",
-            description=f"Hessian of every output, {_desc}",
-        )
-    )
-register_path(
-    AutogradPath(
-        name="higher.grad_of_jvp",
-        family="higher-order",
-        computes="chvp",
-        call="torch.func.vmap(torch.func.grad(lambda x: (torch.func.jvp(f, x, t)[1] * c).sum()))",
-        run=grad_of_jvp,
-        uses=frozenset({"vmap", "forward_ad", "double_backward"}),
-        cost="1 vmapped backward of 1 jvp",
-        description="Σ c_k H_k @ t, reverse over forward",
-    )
-)
-register_path(
-    AutogradPath(
-        name="higher.jvp_of_vjp",
-        family="higher-order",
-        computes="chvp",
-        call="torch.func.vmap(lambda x: torch.func.jvp(lambda y: torch.func.vjp(f, y)[1](c), x, t))",
-        run=jvp_of_vjp,
-        uses=frozenset({"vmap", "forward_ad", "double_backward"}),
-        cost="1 vmapped jvp of 1 backward",
-        description="Σ c_k H_k @ t, forward over reverse (the classic Hessian-vector product)",
-    )
-)
-register_path(
-    AutogradPath(
-        name="higher.jvp_of_jvp",
-        family="higher-order",
-        computes="chvp",
-        call="torch.func.vmap(lambda x: torch.func.vmap(lambda u: torch.func.jvp(lambda y: "
-        "(torch.func.jvp(f, y, t)[1] * c).sum(), x, u)[1])(I_n))",
-        run=jvp_of_jvp,
-        uses=frozenset({"vmap", "forward_ad"}),
-        cost="1 vmapped jvp over n tangents of 1 jvp",
-        description="Σ c_k H_k @ t, forward over forward (one jvp of a jvp per input element)",
-    )
-)

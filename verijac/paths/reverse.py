@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import AutogradPath, BehaviourMismatch, Problem, register_path
+from ._base import BehaviourMismatch, Problem, path
 from ._common import (
     converting,
     flatten,
@@ -21,6 +21,8 @@ from ._common import (
     quiet_vmap_fallback,
     split,
 )
+
+_POINTWISE_NOTE = "whole batch at once when pointwise (summed-output trick), else per point"
 
 
 def _present(xs: tuple[Any, ...]) -> list[Any]:
@@ -43,6 +45,15 @@ def _backward(outs: tuple[Any, ...], grad_tensors: tuple[Any, ...], *, retain_gr
         )
 
 
+@path(
+    name="reverse.backward_onehot",
+    family="reverse",
+    computes="jacobian",
+    call="out.backward(e_k, retain_graph=True); x.grad; x.grad.zero_()",
+    cost="1 f, m backward (pointwise); N f, N·m backward otherwise",
+    description="Jacobian rows from .grad after one-hot backward passes (seed 001); "
+    + _POINTWISE_NOTE,
+)
 def backward_onehot(problem: Problem) -> Any:
     """The Jacobian row by row: ``out.backward(e_k, retain_graph=True)``, read ``.grad``, zero it."""
     import torch
@@ -63,6 +74,14 @@ def backward_onehot(problem: Problem) -> Any:
     return groups(problem, body)
 
 
+@path(
+    name="reverse.grad_loop",
+    family="reverse",
+    computes="jacobian",
+    call="torch.autograd.grad(out, x, grad_outputs=e_k, retain_graph=True)",
+    cost="1 f, m backward (pointwise); N f, N·m backward otherwise",
+    description="Jacobian rows from an autograd.grad loop (seed 002); " + _POINTWISE_NOTE,
+)
 def grad_loop(problem: Problem) -> Any:
     """The Jacobian row by row with ``torch.autograd.grad`` and one-hot ``grad_outputs``."""
     import torch
@@ -84,6 +103,16 @@ def grad_loop(problem: Problem) -> Any:
     return groups(problem, body)
 
 
+@path(
+    name="reverse.grad_batched",
+    family="reverse",
+    computes="jacobian",
+    call="torch.autograd.grad(out, x, grad_outputs=I_m, is_grads_batched=True)",
+    uses=frozenset({"vmap"}),
+    cost="1 f, 1 vmapped backward over m cotangents (pointwise); N f, N otherwise",
+    description="Jacobian from one batched backward over the identity cotangents; "
+    + _POINTWISE_NOTE,
+)
 def grad_batched(problem: Problem) -> Any:
     """The Jacobian in one call: ``torch.autograd.grad(..., is_grads_batched=True)``."""
     import torch
@@ -105,6 +134,15 @@ def grad_batched(problem: Problem) -> Any:
     return groups(problem, body)
 
 
+@path(
+    name="reverse.vjp_random",
+    family="reverse",
+    computes="vjp",
+    call="torch.autograd.grad(out, x, grad_outputs=c)",
+    cost="1 f, 1 backward (pointwise); N f, N backward otherwise",
+    description="c @ J for random cotangents: catches a backward that ignores the scale of "
+    "its incoming gradient",
+)
 def vjp_random(problem: Problem) -> Any:
     """``c @ J`` for the problem's random cotangents with one ``torch.autograd.grad`` call.
 
@@ -131,6 +169,16 @@ def _same(a: Any, b: Any) -> bool:
     return bool(torch.allclose(a, b, rtol=64 * eps, atol=64 * eps * scale))
 
 
+@path(
+    name="reverse.accumulation",
+    family="reverse",
+    computes="vjp_accumulated",
+    call="out.backward(c, retain_graph=True) twice; x.grad.zero_(); "
+    "module.zero_grad(set_to_none=True)",
+    cost="1 f, 4 backward (pointwise); N f, 4·N backward otherwise",
+    description="two backward passes accumulate 2·c @ J in .grad, and both resets clear it "
+    "(seed 001)",
+)
 def accumulation(problem: Problem) -> Any:
     """Two backward passes with ``retain_graph=True`` accumulate ``2 · c @ J`` into ``.grad``.
 
@@ -183,68 +231,3 @@ def accumulation(problem: Problem) -> Any:
         return twice
 
     return groups(problem, body)
-
-
-_POINTWISE_NOTE = "whole batch at once when pointwise (summed-output trick), else per point"
-
-register_path(
-    AutogradPath(
-        name="reverse.backward_onehot",
-        family="reverse",
-        computes="jacobian",
-        call="out.backward(e_k, retain_graph=True); x.grad; x.grad.zero_()",
-        run=backward_onehot,
-        cost="1 f, m backward (pointwise); N f, N·m backward otherwise",
-        description="Jacobian rows from .grad after one-hot backward passes (seed 001); "
-        + _POINTWISE_NOTE,
-    )
-)
-register_path(
-    AutogradPath(
-        name="reverse.grad_loop",
-        family="reverse",
-        computes="jacobian",
-        call="torch.autograd.grad(out, x, grad_outputs=e_k, retain_graph=True)",
-        run=grad_loop,
-        cost="1 f, m backward (pointwise); N f, N·m backward otherwise",
-        description="Jacobian rows from an autograd.grad loop (seed 002); " + _POINTWISE_NOTE,
-    )
-)
-register_path(
-    AutogradPath(
-        name="reverse.grad_batched",
-        family="reverse",
-        computes="jacobian",
-        call="torch.autograd.grad(out, x, grad_outputs=I_m, is_grads_batched=True)",
-        run=grad_batched,
-        uses=frozenset({"vmap"}),
-        cost="1 f, 1 vmapped backward over m cotangents (pointwise); N f, N otherwise",
-        description="Jacobian from one batched backward over the identity cotangents; "
-        + _POINTWISE_NOTE,
-    )
-)
-register_path(
-    AutogradPath(
-        name="reverse.vjp_random",
-        family="reverse",
-        computes="vjp",
-        call="torch.autograd.grad(out, x, grad_outputs=c)",
-        run=vjp_random,
-        cost="1 f, 1 backward (pointwise); N f, N backward otherwise",
-        description="c @ J for random cotangents: catches a backward that ignores the scale of "
-        "its incoming gradient",
-    )
-)
-register_path(
-    AutogradPath(
-        name="reverse.accumulation",
-        family="reverse",
-        computes="vjp_accumulated",
-        call="out.backward(c, retain_graph=True) twice; x.grad.zero_(); "
-        "module.zero_grad(set_to_none=True)",
-        run=accumulation,
-        cost="1 f, 4 backward (pointwise); N f, 4·N backward otherwise",
-        description="two backward passes accumulate 2·c @ J in .grad, and both resets clear it "
-        "(seed 001)",
-    )
-)
