@@ -18,7 +18,8 @@ import pytest
 
 import verijac
 from verijac import _runner
-from verijac._cli import _Progress, main
+from verijac._cli import main
+from verijac._cli_check import _Progress
 from verijac._report import Report, write_text_atomic
 
 FAST = ["--max-examples", "2", "--batch-size", "16", "--device", "cpu"]

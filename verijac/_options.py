@@ -7,13 +7,16 @@ pytest session, including sessions that collect no verijac test.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import UsageError
 
 if TYPE_CHECKING:
     from ._case import Case
+
+#: Exit statuses of the ``verijac`` command (docs/cli.md).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: The search profiles (`verijac.strategies.PROFILES` defines them; a test keeps both in step).
 PROFILE_NAMES = ("ci", "dev", "thorough")
@@ -93,3 +96,17 @@ def select_cases(names: Sequence[str], tags: Sequence[str]) -> list[Case]:
                 f"no selected case has the tag(s) {sorted(tags)} (see `verijac list --tag TAG`)"
             )
     return sorted(cases, key=lambda c: c.name)
+
+
+def load_dirs(dirs: Iterable[str]) -> None:
+    """Load extra cases directories; any failure becomes a one-line `UsageError`."""
+    import os
+    from pathlib import Path
+
+    from ._registry import load_cases
+
+    for d in dirs:
+        path = Path(d)
+        if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+            raise UsageError(f"cases directory {d!r} is not readable (check its permissions)")
+        load_cases(path)

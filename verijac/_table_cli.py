@@ -179,7 +179,8 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
-    from ._cli import _load_dirs, _summary_table
+    from ._cli_check import _summary_table
+    from ._options import load_dirs as _load_dirs
     from ._resolve import resolve_devices, resolve_dtypes, resolve_paths
     from ._table_regress import regress
     from ._tables import read_table
