@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._errors import InternalError, ShapeError
 from ._kinds import BY_NAME
 from ._tolerances import Tolerance
 
+if TYPE_CHECKING:
+    import torch
 
-def spacing(expected: Any, dtype: Any) -> Any:
+    from .paths._base import Problem
+
+
+def spacing(expected: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The ULP of ``dtype`` at each entry of ``expected``, as float64.
 
     ``spacing(e) = eps · 2**floor(log2 |e|)`` for normal numbers and the subnormal spacing
@@ -44,7 +49,7 @@ def spacing(expected: Any, dtype: Any) -> Any:
     return torch.where(e < info.tiny, info.eps * info.tiny, info.eps * _power_of_two(e))
 
 
-def _power_of_two(e: Any) -> Any:
+def _power_of_two(e: torch.Tensor) -> torch.Tensor:
     """``2**floor(log2 e)`` for float64 ``e >= 2**-1022`` (normal numbers): ``e`` with its
     mantissa bits cleared, one bitwise operation on the IEEE 754 representation. ``inf``
     stays ``inf``; 0 and subnormals give 0 (callers mask them)."""
@@ -58,7 +63,7 @@ def _power_of_two(e: Any) -> Any:
 _EXPONENT_BITS = 0x7FF0000000000000
 
 
-def ulp_error(actual: Any, expected: Any, dtype: Any) -> Any:
+def ulp_error(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``|actual - expected|`` in ULPs of ``dtype`` at ``expected`` (float64 tensor)."""
     import torch
 
@@ -122,15 +127,17 @@ class Bound:
             errors mean something (``|expected| > max(atol, tiny)``), else 0.
     """
 
-    expected: Any
-    allowed: Any
-    dtype: Any
+    expected: torch.Tensor
+    allowed: torch.Tensor
+    dtype: torch.dtype
     tolerance: Tolerance
-    in_range: Any
-    inv_rel: Any
-    inv_ulp: Any
+    in_range: torch.Tensor | None
+    inv_rel: torch.Tensor
+    inv_ulp: torch.Tensor
 
-    def check(self, actual: Any, *, cond: Any = None, locate: bool = True) -> Comparison:
+    def check(
+        self, actual: torch.Tensor, *, cond: torch.Tensor | None = None, locate: bool = True
+    ) -> Comparison:
         """Compare ``actual`` (a path's result in ``dtype``) with the bound widened by ``cond``.
 
         A passing result costs a handful of passes over the entries: ``|a - e|``, its excess
@@ -197,8 +204,8 @@ class Bound:
         ok: bool,
         stats: list[float],
         worst: int,
-        a: Any,
-        allowed: Any,
+        a: torch.Tensor,
+        allowed: torch.Tensor,
         bad_rows: list[int],
         *,
         nonfinite: bool,
@@ -222,7 +229,7 @@ class Bound:
             nonfinite=nonfinite,
         )
 
-    def _failure(self, a: Any, diff: Any, allowed: Any) -> Comparison:
+    def _failure(self, a: torch.Tensor, diff: torch.Tensor, allowed: torch.Tensor) -> Comparison:
         import torch
 
         finite = torch.isfinite(a)
@@ -242,7 +249,7 @@ class Bound:
         return self._outcome(False, stats, worst, a, allowed, bad_rows, nonfinite=flag)
 
 
-def weights(computes: str, problem: Any, device: Any) -> Any:
+def weights(computes: str, problem: Problem, device: torch.device) -> torch.Tensor | None:
     """The sum of the absolute weights with which each entry of the result combines
     derivative entries (``Σ_k |c_k|`` for a VJP, ``Σ_j |t_j|`` for a JVP, 1 for a Jacobian):
     ``atol`` is an error per derivative entry, so a weighted sum is allowed ``atol`` times that.
@@ -265,7 +272,12 @@ def weights(computes: str, problem: Any, device: Any) -> Any:
 
 
 def bound(
-    expected: Any, *, dtype: Any, tolerance: Tolerance, scale: Any = None, weight: Any = None
+    expected: torch.Tensor,
+    *,
+    dtype: torch.dtype,
+    tolerance: Tolerance,
+    scale: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
 ) -> Bound:
     """The `Bound` for the exact result ``expected`` (float64) of a path working in ``dtype``.
 
@@ -309,13 +321,13 @@ def bound(
 
 
 def compare(
-    actual: Any,
-    expected: Any,
+    actual: torch.Tensor,
+    expected: torch.Tensor,
     *,
-    dtype: Any,
+    dtype: torch.dtype,
     tolerance: Tolerance,
-    scale: Any = None,
-    cond: Any = None,
+    scale: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
 ) -> Comparison:
     """Compare ``actual`` (a path's result in ``dtype``) with the float64 ``expected``.
 

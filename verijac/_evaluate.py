@@ -21,8 +21,11 @@ from ._reference import _Reference
 from ._state import _Group, _PathState
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case
     from .paths._base import AutogradPath, Problem
+    from .strategies import Batch
 
 #: Points a path with ``batched=False`` receives from each batch.
 UNBATCHED_POINTS = 4
@@ -78,7 +81,9 @@ def _where(exc: BaseException) -> str:
     return f" (raised at {f.filename}:{f.lineno} in {f.name})"
 
 
-def _problem(group: _Group, inputs: Sequence[Any], t: Any, c: Any) -> Problem:
+def _problem(
+    group: _Group, inputs: Sequence[torch.Tensor], t: torch.Tensor, c: torch.Tensor
+) -> Problem:
     from ._reference import make_problem
 
     return make_problem(
@@ -121,7 +126,9 @@ def _path_warnings(state: _PathState) -> Iterator[None]:
         yield
 
 
-def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] | None] | None:
+def _run_path(
+    state: _PathState, ref: _Reference
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None] | None:
     """Run a path on the reference's problem: its result and, for a path that moved the
     points, the points it used; ``None`` for a behaviour path (nothing to compare).
 
@@ -143,7 +150,7 @@ def _run_path(state: _PathState, ref: _Reference) -> tuple[Any, tuple[Any, ...] 
 
 
 def _compare_result(
-    state: _PathState, ref: _Reference, result: Any, moved: tuple[Any, ...] | None
+    state: _PathState, ref: _Reference, result: torch.Tensor, moved: tuple[torch.Tensor, ...] | None
 ) -> Comparison:
     """Compare a path's result with the reference (at the moved points, if it moved them).
 
@@ -201,7 +208,7 @@ MORE_PIECES_FROM = 8
 
 
 def _pieces(
-    group: _Group, inputs: tuple[Any, ...], batch: Any, ref: _Reference
+    group: _Group, inputs: tuple[torch.Tensor, ...], batch: Batch, ref: _Reference
 ) -> list[_Reference] | None:
     """References for this chunk cut into the rest and its pieces (``None``: no cut)."""
     sizes: tuple[int, ...] = ()
@@ -226,7 +233,7 @@ def _pieces(
 
 
 def _op_kinds(
-    func: Callable[..., Any], inputs: tuple[Any, ...], seconds: float | None
+    func: Callable[..., Any], inputs: tuple[torch.Tensor, ...], seconds: float | None
 ) -> frozenset[str]:
     """The op kinds in ``func``'s autograd graph at the first point (none if it fails there,
     or takes longer than ``seconds``: the paths will report that themselves)."""

@@ -22,9 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._kinds import KINDS
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._case import Case
+    from ._reference import _Reference
+    from ._tolerances import Tolerance
 
 #: Shapes `measure` can name, in the order it tries them.
 SHAPES = ("nonfinite", "zero", "sign", "factor", "swap")
@@ -38,7 +45,7 @@ SIGN_SLACK = 1e-3
 INPUT_AXES: dict[str, tuple[int, ...]] = {k.name: k.input_axes for k in KINDS if k.input_axes}
 
 
-def coordinate_labels(case: Any) -> list[str]:
+def coordinate_labels(case: Case) -> list[str]:
     """One label per scalar input element, in the flat order of the inputs: ``x``,
     ``A[0,1]`` …"""
     import itertools
@@ -55,7 +62,11 @@ def coordinate_labels(case: Any) -> list[str]:
 
 
 def from_reference(
-    ref: Any, computes: str, tolerance: Any, result: Any, moved: tuple[Any, ...] | None
+    ref: _Reference,
+    computes: str,
+    tolerance: Tolerance,
+    result: torch.Tensor,
+    moved: tuple[torch.Tensor, ...] | None,
 ) -> dict[str, Any]:
     """`measure` for a path's failing ``result`` against the runner's exact reference ``ref``
     (at the points the path moved to, if it moved them), with the bound that failed it.
@@ -82,14 +93,14 @@ def from_reference(
 
 
 def measure(
-    actual: Any,
-    expected: Any,
-    allowed: Any,
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    allowed: torch.Tensor | float,
     *,
     computes: str,
-    points: Any = None,
+    points: torch.Tensor | None = None,
     labels: Sequence[str] = (),
-    in_range: Any = None,
+    in_range: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """What the failing entries of one result have in common.
 
@@ -180,13 +191,19 @@ def evidence_problem(evidence: dict[str, Any]) -> str:
     return ""
 
 
-def _fits(a: Any, model: Any, allow: Any, mask: Any) -> bool:
+def _fits(a: torch.Tensor, model: torch.Tensor, allow: torch.Tensor, mask: torch.Tensor) -> bool:
     """Whether ``model`` is within ``allow`` of ``a`` at every entry of ``mask``."""
     return bool((((a - model).abs() <= allow) | ~mask).all())
 
 
 def _shape(
-    a: Any, e: Any, allow: Any, valid: Any, bad: Any, computes: str, labels: Sequence[str]
+    a: torch.Tensor,
+    e: torch.Tensor,
+    allow: torch.Tensor,
+    valid: torch.Tensor,
+    bad: torch.Tensor,
+    computes: str,
+    labels: Sequence[str],
 ) -> dict[str, Any]:
     """The first of `SHAPES` that holds at every failing entry, with its numbers."""
     import torch
@@ -216,7 +233,13 @@ def _shape(
 
 
 def _swap(
-    a: Any, e: Any, allow: Any, valid: Any, bad: Any, computes: str, labels: Sequence[str]
+    a: torch.Tensor,
+    e: torch.Tensor,
+    allow: torch.Tensor,
+    valid: torch.Tensor,
+    bad: torch.Tensor,
+    computes: str,
+    labels: Sequence[str],
 ) -> list[list[str]]:
     """Pairs ``[label j, label k]``: along an input axis, every slice ``j`` with a failing
     entry equals the exact slice ``k != j`` at every point; ``[]`` when no axis shows that."""
@@ -245,14 +268,16 @@ def _swap(
     return []
 
 
-def _coordinates(points: Any, bad_rows: Any, labels: Sequence[str]) -> dict[str, Any]:
+def _coordinates(
+    points: torch.Tensor, bad_rows: torch.Tensor, labels: Sequence[str]
+) -> dict[str, Any]:
     """Per input coordinate, the ranges of the failing and passing points, in value and in
     magnitude (``None`` where there are no such points)."""
     import torch
 
     x = points.detach().to(device="cpu", dtype=torch.float64).reshape(bad_rows.shape[0], -1)
 
-    def span(v: Any) -> list[float] | None:
+    def span(v: torch.Tensor) -> list[float] | None:
         v = v[torch.isfinite(v)]
         return [float(v.min()), float(v.max())] if v.numel() else None
 

@@ -31,15 +31,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 #: ``exact(jac, hess, t, c)``: the exact result from the float64 Jacobian ``(N, m, n)``, the
 #: Hessian ``(N, m, n, n)`` (``None`` for first-order kinds), tangents ``(N, n)`` and
-#: cotangents ``(N, m)``.
-Exact = Callable[[Any, Any, Any, Any], Any]
+#: cotangents ``(N, m)``. The arguments stay untyped: one the kind does not use may be ``None``.
+Exact = Callable[[Any, Any, Any, Any], "torch.Tensor"]
 #: ``weight(t, c)``: the ``atol`` multiplier per point from ``Σ|t_j|`` and ``Σ|c_k|``, each
 #: ``(N, 1)``.
-Weight = Callable[[Any, Any], Any]
+Weight = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 #: ``label(out, inp, rest)``: an entry in the case's terms; ``out(i)`` / ``inp(j)`` name the
 #: flat output / input element, ``rest`` is the entry's index without its point.
 Label = Callable[[Callable[[int], str], Callable[[int], str], Sequence[int]], str]
@@ -90,7 +93,7 @@ class Kind:
         return self.symbol or self.name
 
 
-def _einsum(spec: str, *operands: Any) -> Any:
+def _einsum(spec: str, *operands: torch.Tensor) -> torch.Tensor:
     import torch
 
     return torch.einsum(spec, *operands)

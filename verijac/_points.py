@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case
 
 
-def _point_dict(case: Case, inputs: Sequence[Any], row: int) -> dict[str, Any]:
+def _point_dict(case: Case, inputs: Sequence[torch.Tensor], row: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for v, x in zip(case.variables, inputs, strict=True):
         value = x[row].detach().cpu()
@@ -19,7 +21,7 @@ def _point_dict(case: Case, inputs: Sequence[Any], row: int) -> dict[str, Any]:
     return out
 
 
-def _short(value: float, dtype: Any) -> float:
+def _short(value: float, dtype: torch.dtype) -> float:
     """The shortest decimal that rounds to the same ``dtype`` number as ``value``."""
     import torch
 
@@ -33,7 +35,7 @@ def _short(value: float, dtype: Any) -> float:
     return float(value)
 
 
-def _short_tree(value: Any, dtype: Any) -> Any:
+def _short_tree(value: Any, dtype: torch.dtype) -> Any:
     if isinstance(value, list):
         return [_short_tree(v, dtype) for v in value]
     return _short(float(value), dtype)

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CaseError, UsageError, VerijacError
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case
 
 #: The precision range ``reference_digits`` accepts: above float64's 15.95 digits, and small
@@ -188,8 +190,8 @@ def _leaves(nested: Any) -> Any:
 
 
 def _evaluate(
-    case: Case, which: str, inputs: Sequence[Any], digits: int, shape: tuple[int, ...]
-) -> Any:
+    case: Case, which: str, inputs: Sequence[torch.Tensor], digits: int, shape: tuple[int, ...]
+) -> torch.Tensor:
     import mpmath
     import torch
 
@@ -278,11 +280,11 @@ def _to_float(v: Any) -> float:
         return math.nan
 
 
-def precise_jacobian(case: Case, inputs: Sequence[Any], digits: int) -> Any:
+def precise_jacobian(case: Case, inputs: Sequence[torch.Tensor], digits: int) -> torch.Tensor:
     """The Jacobian at ``inputs`` evaluated at ``digits`` digits, ``(N, m, n)`` float64."""
     return _evaluate(case, "jacobian", inputs, digits, (case.n_out, case.n_in))
 
 
-def precise_hessian(case: Case, inputs: Sequence[Any], digits: int) -> Any:
+def precise_hessian(case: Case, inputs: Sequence[torch.Tensor], digits: int) -> torch.Tensor:
     """The Hessian at ``inputs`` evaluated at ``digits`` digits, ``(N, m, n, n)`` float64."""
     return _evaluate(case, "hessian", inputs, digits, (case.n_out, case.n_in, case.n_in))

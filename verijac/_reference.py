@@ -19,6 +19,8 @@ from ._tolerances import COND_ULPS, Tolerance
 from .paths._base import Problem, flat_hessian, flat_jacobian
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case
 
 
@@ -39,13 +41,13 @@ def unused_inputs(case: Case) -> tuple[bool, ...]:
 
 def make_problem(
     case: Case,
-    inputs: Sequence[Any],
+    inputs: Sequence[torch.Tensor],
     *,
     func: Callable[..., Any] | None = None,
-    tangents: Any = None,
-    cotangents: Any = None,
+    tangents: torch.Tensor | None = None,
+    cotangents: torch.Tensor | None = None,
     pointwise: bool = True,
-    generator: Any = None,
+    generator: torch.Generator | None = None,
 ) -> Problem:
     """A `Problem` for ``case`` at the batch ``inputs`` (one ``(N, *shape)`` tensor per input).
 
@@ -86,13 +88,13 @@ class CaseTruth:
         self.input_names = case.input_names
         self.cond_ulps = COND_ULPS
 
-    def values(self, inputs: Sequence[Any]) -> Any:
+    def values(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         return exact_values(self.case, inputs)
 
-    def jacobian(self, inputs: Sequence[Any]) -> Any:
+    def jacobian(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         return exact_jacobian(self.case, inputs)
 
-    def tolerance(self, dtype: Any, order: int, *, own: bool = True) -> tuple[float, float]:
+    def tolerance(self, dtype: torch.dtype, order: int, *, own: bool = True) -> tuple[float, float]:
         from ._tolerances import base_tolerance, resolve_tolerance
 
         tol = (
@@ -103,21 +105,21 @@ class CaseTruth:
         return tol.rtol, tol.atol
 
 
-def _reference_device(device: Any) -> Any:
+def _reference_device(device: torch.device) -> torch.device:
     import torch
 
     # MPS has no float64: evaluate the reference on the CPU there.
     return torch.device("cpu") if torch.device(device).type == "mps" else device
 
 
-def _f64(inputs: Sequence[Any]) -> tuple[Any, ...]:
+def _f64(inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     import torch
 
     dev = _reference_device(inputs[0].device)
     return tuple(x.detach().to(device=dev, dtype=torch.float64) for x in inputs)
 
 
-def exact_values(case: Case, inputs: Sequence[Any]) -> Any:
+def exact_values(case: Case, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
     """The outputs at ``inputs`` in float64, flattened to ``(N, m)``."""
     import torch
 
@@ -127,7 +129,9 @@ def exact_values(case: Case, inputs: Sequence[Any]) -> Any:
     return torch.cat([o.reshape(args[0].shape[0], -1) for o in outs], dim=1)
 
 
-def exact_jacobian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
+def exact_jacobian(
+    case: Case, inputs: Sequence[torch.Tensor], digits: int | None = None
+) -> torch.Tensor:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`).
 
@@ -148,7 +152,7 @@ def exact_jacobian(case: Case, inputs: Sequence[Any], digits: int | None = None)
     )
 
 
-def _generated_jacobian(case: Case, at: Sequence[Any]) -> Any:
+def _generated_jacobian(case: Case, at: Sequence[torch.Tensor]) -> torch.Tensor:
     """The generated Jacobian code at float64 points, ``(N, m, n)``."""
     return flat_jacobian(
         case.torch_jacobian()(*at),
@@ -177,7 +181,7 @@ FD_STEP = 1e-6
 FD_RTOL = 1e-3
 
 
-def suspect_rows(value: Any, moved: Sequence[Any]) -> Any:
+def suspect_rows(value: torch.Tensor, moved: Sequence[torch.Tensor]) -> torch.Tensor:
     """Rows ``(N,)`` of ``value`` that are not finite, or change by more than `SUSPECT_RTOL`
     relative in some entry between ``value`` and the evaluations at moved points.
 
@@ -201,8 +205,10 @@ def suspect_rows(value: Any, moved: Sequence[Any]) -> Any:
 
 
 def inconsistent_rows(
-    value: Any, args: Sequence[Any], lower: Callable[[Sequence[Any]], Any]
-) -> Any:
+    value: torch.Tensor,
+    args: Sequence[torch.Tensor],
+    lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+) -> torch.Tensor:
     """Rows ``(N,)`` where the derivative ``value`` (``(N, …, n)``, the last axis the inputs)
     disagrees with a central difference of ``lower`` along a random direction by more than
     `FD_RTOL` of the row's scale.
@@ -237,10 +243,10 @@ def inconsistent_rows(
 def _settled(
     case: Case,
     which: str,
-    args: tuple[Any, ...],
-    evaluate: Callable[[Sequence[Any]], Any],
-    lower: Callable[[Sequence[Any]], Any],
-) -> Any:
+    args: tuple[torch.Tensor, ...],
+    evaluate: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+) -> torch.Tensor:
     """``evaluate(args)`` with its `suspect_rows` and `inconsistent_rows` evaluated by
     mpmath (`SETTLE_DIGITS`)."""
     import torch
@@ -278,7 +284,9 @@ def _settled(
     return value
 
 
-def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) -> Any:
+def exact_hessian(
+    case: Case, inputs: Sequence[torch.Tensor], digits: int | None = None
+) -> torch.Tensor:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``
     and suspect rows: as in `exact_jacobian`)."""
     if digits is not None:
@@ -286,7 +294,7 @@ def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) 
 
         return precise_hessian(case, inputs, digits).to(_reference_device(inputs[0].device))
 
-    def evaluate(at: Sequence[Any]) -> Any:
+    def evaluate(at: Sequence[torch.Tensor]) -> torch.Tensor:
         return flat_hessian(
             case.torch_hessian()(*at),
             [o.shape for o in case.outputs],
@@ -300,7 +308,9 @@ def exact_hessian(case: Case, inputs: Sequence[Any], digits: int | None = None) 
     )
 
 
-def expected(computes: str, problem: Problem, jac: Any, hess: Any = None) -> Any:
+def expected(
+    computes: str, problem: Problem, jac: torch.Tensor, hess: torch.Tensor | None = None
+) -> torch.Tensor:
     """The exact value a path computing ``computes`` must return (`verijac._kinds`).
 
     Args:
@@ -330,25 +340,25 @@ class _Reference:
 
     case: Case
     problem: Problem
-    dtype: Any
+    dtype: torch.dtype
     seed: int
     #: Decimal digits of the mpmath reference; ``None``: the generated code in float64.
     digits: int | None = None
     cache: dict[Any, Any] = field(default_factory=dict)
     #: Rows outside the case's domain (``None``: none), never compared: points a path moved
     #: itself, e.g. input 0 of one row with the others of row 0, may leave the domain.
-    outside: Any = None
+    outside: torch.Tensor | None = None
 
     @property
-    def inputs(self) -> tuple[Any, ...]:
+    def inputs(self) -> tuple[torch.Tensor, ...]:
         return self.problem.inputs
 
     @property
-    def jac(self) -> Any:
+    def jac(self) -> torch.Tensor:
         return self._once("jac", lambda: exact_jacobian(self.case, self.inputs, self.digits))
 
     @property
-    def hess(self) -> Any:
+    def hess(self) -> torch.Tensor:
         return self._once("hess", lambda: exact_hessian(self.case, self.inputs, self.digits))
 
     def _once(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -364,10 +374,10 @@ class _Reference:
             raise value
         return value
 
-    def _second(self, computes: str) -> Any:
+    def _second(self, computes: str) -> torch.Tensor | None:
         return self.hess if get_kind(computes).second_order else None
 
-    def exact(self, computes: str) -> Any:
+    def exact(self, computes: str) -> torch.Tensor:
         """The exact result a path computing ``computes`` must return (float64)."""
         key = ("exact", computes)
         if key not in self.cache:
@@ -399,7 +409,7 @@ class _Reference:
             self.cache[key] = found
         return self.cache[key]
 
-    def magnitude(self, computes: str) -> Any:
+    def magnitude(self, computes: str) -> torch.Tensor:
         """The result computed with absolute values of every factor (``|J|·|t|`` for a JVP):
         the ``scale`` of the bound. ``|J|``, ``|H|`` and the absolute tangents and cotangents
         are computed once and shared by every kind."""
@@ -419,7 +429,7 @@ class _Reference:
                 abs_hess = self.cache["abs_hess"] = self.hess.abs()
         return expected(computes, abs_problem, abs_jac, abs_hess)
 
-    def cond(self, computes: str) -> Any:
+    def cond(self, computes: str) -> torch.Tensor:
         """How far the exact result moves when the inputs move by `COND_ULPS` roundoffs."""
         key = ("cond", computes)
         if key not in self.cache:
@@ -451,7 +461,7 @@ class _Reference:
             out.append(_Reference(self.case, problem, self.dtype, self.seed, self.digits))
         return out
 
-    def at(self, inputs: tuple[Any, ...]) -> _Reference:
+    def at(self, inputs: tuple[torch.Tensor, ...]) -> _Reference:
         """The reference at other points with the same tangents (paths that move the points,
         e.g. a range of input 0 with the others fixed); shared when two paths move them alike."""
         import torch

@@ -67,13 +67,14 @@ from ._tolerances import PathTolerances, normalise_path_tolerances, resolve_tole
 if TYPE_CHECKING:
     from ._case import Case
     from .paths._base import AutogradPath
+    from .strategies import Batch
 
 
 class _Stop(Exception):
     """Ends a Hypothesis run early: every path has an outcome, or the time budget is spent."""
 
 
-def _batch(group: _Group, batch: Any, heads: Sequence[int] = (0,)) -> None:
+def _batch(group: _Group, batch: Batch, heads: Sequence[int] = (0,)) -> None:
     """Points through the reference and every active path: a chunk of the drawn batches
     merged (``heads``: the row where each drawn batch starts; see `_Drawn`)."""
     opts = group.opts
@@ -175,9 +176,9 @@ class _Drawn:
         entries = n + m + m * n + (m * n * n if second else 0)
         self.group = group
         self.limit = min(MERGE_POINTS, MERGE_ENTRIES // max(entries, 1))
-        self.pending: list[Any] = []
+        self.pending: list[Batch] = []
 
-    def add(self, batch: Any) -> None:
+    def add(self, batch: Batch) -> None:
         self.pending.append(batch)
         deadline = self.group.opts.deadline
         if sum(b.size for b in self.pending) >= self.limit or (
@@ -278,7 +279,7 @@ def _run_group(group: _Group, skip: str, emit: Callable[[Record], None]) -> None
 
         drawn = _Drawn(group)
 
-        def body(batch: Any) -> None:
+        def body(batch: Batch) -> None:
             drawn.add(batch)
 
         # Decorators applied as calls, not stacked on ``body``.

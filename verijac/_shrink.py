@@ -21,6 +21,8 @@ from ._reference import _Reference
 from ._state import _Group, _PathState
 
 if TYPE_CHECKING:
+    import torch
+
     from .paths._base import Problem
 
 #: Path calls the shrinker may spend on one failure.
@@ -114,8 +116,13 @@ def _complexity(x: float) -> tuple[int, float]:
 
 
 def _shrink(
-    state: _PathState, group: _Group, inputs: tuple[Any, ...], t: Any, c: Any, cmp: Comparison
-) -> tuple[tuple[Any, ...], Comparison]:
+    state: _PathState,
+    group: _Group,
+    inputs: tuple[torch.Tensor, ...],
+    t: torch.Tensor,
+    c: torch.Tensor,
+    cmp: Comparison,
+) -> tuple[tuple[torch.Tensor, ...], Comparison]:
     """Move each element of a failing point toward simpler values while the path still fails.
 
     Returns the point and its comparison; when the single point does not fail on its own
@@ -131,7 +138,7 @@ def _shrink(
     values = [float(v) for x in inputs for v in x.reshape(-1).tolist()]
     calls = 0
 
-    def build(vals: list[float]) -> tuple[Any, ...]:
+    def build(vals: list[float]) -> tuple[torch.Tensor, ...]:
         out, pos = [], 0
         for shape in shapes:
             k = int(math.prod(shape))

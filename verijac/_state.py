@@ -13,6 +13,8 @@ from ._report import Record
 from ._tolerances import Tolerance
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case
     from .paths._base import AutogradPath
 
@@ -84,7 +86,7 @@ class _Group:
     op_kinds: frozenset[str] = frozenset()
 
     @cached_property
-    def tdtype(self) -> Any:
+    def tdtype(self) -> torch.dtype:
         import torch
 
         return getattr(torch, self.dtype)

@@ -37,6 +37,8 @@ from ._errors import UsageError
 from ._tolerances import dtype_name
 
 if TYPE_CHECKING:
+    import torch
+
     from ._case import Case, Variable
     from ._domain import Interval
 
@@ -125,12 +127,12 @@ class Batch:
         tangents / cotangents: float64, one row per point.
     """
 
-    points: dict[str, Any]
-    tangents: Any
-    cotangents: Any
+    points: dict[str, torch.Tensor]
+    tangents: torch.Tensor
+    cotangents: torch.Tensor
 
     @property
-    def inputs(self) -> tuple[Any, ...]:
+    def inputs(self) -> tuple[torch.Tensor, ...]:
         """The points as one tensor per input, in argument order."""
         return tuple(self.points.values())
 
@@ -142,13 +144,13 @@ class Batch:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _torch_dtype(dtype: Any) -> Any:
+def _torch_dtype(dtype: Any) -> torch.dtype:
     import torch
 
     return getattr(torch, dtype_name(dtype))
 
 
-def _round(values: list[float] | Any, dtype: Any) -> Any:
+def _round(values: list[float] | torch.Tensor, dtype: Any) -> torch.Tensor:
     import torch
 
     return torch.as_tensor(values, dtype=torch.float64).to(_torch_dtype(dtype)).to(torch.float64)
@@ -198,16 +200,16 @@ class _Columns:
             ``log big - log 1e-6``, the constants of `_fill`'s kinds of values.
     """
 
-    lo: Any
-    hi: Any
-    big: Any
-    exclude: Any
-    clearance: Any
-    specials: Any
-    counts: Any
-    uscale: Any
-    log_low: Any
-    log_span: Any
+    lo: torch.Tensor
+    hi: torch.Tensor
+    big: torch.Tensor
+    exclude: torch.Tensor | None
+    clearance: Any  # a tensor exactly when `exclude` is one (mypy cannot tie the two)
+    specials: torch.Tensor
+    counts: torch.Tensor
+    uscale: torch.Tensor
+    log_low: torch.Tensor
+    log_span: torch.Tensor
 
 
 #: The smallest magnitude the log-uniform kind of value draws.
@@ -255,7 +257,7 @@ def _columns(case: Case, dtype: str) -> _Columns:
     return found
 
 
-def _clear_rows(cols: _Columns, x: Any) -> Any:
+def _clear_rows(cols: _Columns, x: torch.Tensor) -> torch.Tensor | None:
     """Per row of ``x`` ``(k, n_in)`` (float64): inside the sampling bounds and clear of every
     excluded point, in every column; ``None`` when every row is (found with two reductions
     per column, without a pass per row, when no input excludes a point)."""
@@ -290,7 +292,7 @@ def _exclude_fn(case: Case) -> Callable[..., list[Any]] | None:
     return _EXCLUDE_FNS[case]
 
 
-def valid_rows(case: Case, inputs: tuple[Any, ...]) -> Any:
+def valid_rows(case: Case, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Per row of a batch (one float tensor ``(N, *shape)`` per input): whether it is inside
     the domain, clear of excluded points and of the ``exclude`` zero sets."""
     import torch
@@ -302,7 +304,7 @@ def valid_rows(case: Case, inputs: tuple[Any, ...]) -> Any:
     return torch.ones(n, dtype=torch.bool) if ok is None else ok
 
 
-def _valid(case: Case, flat: Any, args: tuple[Any, ...]) -> Any:
+def _valid(case: Case, flat: torch.Tensor, args: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
     """`valid_rows` on the flattened batch; ``None`` when every row is valid."""
     import torch
 
@@ -318,7 +320,7 @@ def _valid(case: Case, flat: Any, args: tuple[Any, ...]) -> Any:
     return ok
 
 
-def _structured(kind: str, v: Variable, base: Any) -> Any:
+def _structured(kind: str, v: Variable, base: torch.Tensor) -> torch.Tensor:
     """Turn ``base`` ``(k, *shape)`` (in-domain values) into structured values of one kind."""
     import torch
 
@@ -350,7 +352,7 @@ def _structured(kind: str, v: Variable, base: Any) -> Any:
     return base
 
 
-def _fill(case: Case, k: int, gen: Any, dtype: str) -> Any:
+def _fill(case: Case, k: int, gen: torch.Generator, dtype: str) -> torch.Tensor:
     """``k`` vectorised rows ``(k, n_in)`` for every input at once.
 
     The first `MIXED_ROWS` rows mix kinds of values per element: uniform (60 %), log-uniform
@@ -385,7 +387,7 @@ def _fill(case: Case, k: int, gen: Any, dtype: str) -> Any:
     return out
 
 
-def _mixed_kinds(cols: _Columns, u: Any) -> Any:
+def _mixed_kinds(cols: _Columns, u: torch.Tensor) -> torch.Tensor:
     """Per element of ``u`` (uniforms in [0, 1), consumed): a uniform value in [lo, hi] for
     u < 0.6, a log-uniform magnitude for u < 0.8, else a special value of its column.
 
@@ -481,7 +483,7 @@ def _points(
     gen = torch.Generator().manual_seed(_mix(seed, salt))
     sizes = [v.size for v in case.variables]
 
-    def clean(rows: Any) -> Any:
+    def clean(rows: torch.Tensor) -> torch.Tensor:
         rows = _round(rows, tdt)
         args = tuple(
             part.reshape(-1, *v.shape)
@@ -490,7 +492,11 @@ def _points(
         keep = _valid(case, rows, args)
         return rows if keep is None or bool(keep.all()) else rows[keep]
 
-    def top_up(batch: Any, count: int, make: Callable[[Case, int, Any, str], Any]) -> Any:
+    def top_up(
+        batch: torch.Tensor,
+        count: int,
+        make: Callable[[Case, int, torch.Generator, str], torch.Tensor],
+    ) -> torch.Tensor:
         kept = 1.0  # the share of drawn rows the domain filter keeps, as seen so far
         for _ in range(8):
             missing = count - int(batch.shape[0])
@@ -526,7 +532,7 @@ def generic_rows(batch_size: int) -> int:
     return (batch_size + 1) // 2
 
 
-def _uniform(case: Case, k: int, gen: Any, dtype: str) -> Any:
+def _uniform(case: Case, k: int, gen: torch.Generator, dtype: str) -> torch.Tensor:
     """``k`` rows ``(k, n_in)`` uniform in every column's sampling bounds."""
     import torch
 
@@ -535,7 +541,7 @@ def _uniform(case: Case, k: int, gen: Any, dtype: str) -> Any:
     return torch.addcmul(cols.lo, u, cols.uscale, value=0.6)
 
 
-def _interleave(generic: Any, other: Any) -> Any:
+def _interleave(generic: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """Generic rows at the even positions, the others at the odd ones (the longer tail last)."""
     import torch
 
@@ -545,7 +551,7 @@ def _interleave(generic: Any, other: Any) -> Any:
     return torch.cat([paired, generic[both:], other[both:]])
 
 
-def _probe_rows(case: Case) -> list[Any]:
+def _probe_rows(case: Case) -> list[torch.Tensor]:
     import torch
 
     from ._validate import probe_points
@@ -592,7 +598,7 @@ def _vector_args(width: int) -> st.SearchStrategy[tuple[int, int]]:
 
 def _build_vectors(
     args: tuple[int, int], width: int, batch_size: int, dtype: Any, salt: int
-) -> Any:
+) -> torch.Tensor:
     import torch
 
     seed, basis = args
@@ -606,7 +612,9 @@ def _build_vectors(
     return out.to(_torch_dtype(dtype))
 
 
-def _vectors(width: int, batch_size: int, dtype: Any, salt: int = 0) -> st.SearchStrategy[Any]:
+def _vectors(
+    width: int, batch_size: int, dtype: Any, salt: int = 0
+) -> st.SearchStrategy[torch.Tensor]:
     return _vector_args(width).map(
         lambda args: _build_vectors(args, width, batch_size, dtype, salt)
     )

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._errors import UnknownPathError, UsageError
 from .._kinds import KINDS
+
+if TYPE_CHECKING:
+    import torch
 
 Shape = tuple[int, ...]
 
@@ -42,8 +45,8 @@ class BehaviourMismatch(Exception):
 class PathResult:
     """A path's value, with the points it was computed at when they differ from the problem's."""
 
-    value: Any
-    inputs: tuple[Any, ...] | None = None
+    value: torch.Tensor
+    inputs: tuple[torch.Tensor, ...] | None = None
 
 
 class Truth(Protocol):
@@ -61,15 +64,15 @@ class Truth(Protocol):
         """Roundoffs of the inputs' dtype that bound what rounding the inputs forces."""
         ...
 
-    def values(self, inputs: Sequence[Any]) -> Any:
+    def values(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """The exact outputs at ``inputs``, flattened to ``(N, m)`` float64."""
         ...
 
-    def jacobian(self, inputs: Sequence[Any]) -> Any:
+    def jacobian(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """The exact Jacobian at ``inputs``, flattened to ``(N, m, n)`` float64."""
         ...
 
-    def tolerance(self, dtype: Any, order: int, *, own: bool = True) -> tuple[float, float]:
+    def tolerance(self, dtype: torch.dtype, order: int, *, own: bool = True) -> tuple[float, float]:
         """``(rtol, atol)`` of results of derivative ``order`` in ``dtype``: verijac's table,
         with the case's own tolerances applied when ``own``."""
         ...
@@ -93,13 +96,13 @@ class Problem:
     """
 
     func: Callable[..., Any]
-    inputs: tuple[Any, ...]
+    inputs: tuple[torch.Tensor, ...]
     in_shapes: tuple[Shape, ...]
     out_shapes: tuple[Shape, ...]
     tuple_inputs: bool
     tuple_outputs: bool
-    tangents: Any
-    cotangents: Any
+    tangents: torch.Tensor
+    cotangents: torch.Tensor
     pointwise: bool = True
     unused_inputs: tuple[bool, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -122,30 +125,30 @@ class Problem:
         return not self.tuple_outputs and self.out_shapes[0] == ()
 
     # -- layout helpers -------------------------------------------------------------------------
-    def split_inputs(self, flat: Any) -> tuple[Any, ...]:
+    def split_inputs(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(N, n)`` → one tensor per input shaped ``(N, *in_shape)``."""
         return split(flat, self.in_shapes)
 
-    def split_outputs(self, flat: Any) -> tuple[Any, ...]:
+    def split_outputs(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(N, m)`` → one tensor per output shaped ``(N, *out_shape)``."""
         return split(flat, self.out_shapes)
 
-    def flat_inputs(self, tensors: Sequence[Any]) -> Any:
+    def flat_inputs(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """One tensor per input ``(N, *in_shape)`` → ``(N, n)``."""
         return flatten(tensors, self.in_shapes, 1)
 
-    def flat_outputs(self, out: Any) -> Any:
+    def flat_outputs(self, out: Any) -> torch.Tensor:
         """The function's return value (tensor or tuple), batched → ``(N, m)``."""
         import torch
 
         outs = out if self.tuple_outputs else (out,)
         return torch.cat([o.reshape(self.N, -1) for o in outs], dim=1)
 
-    def as_args(self, tensors: Sequence[Any]) -> Any:
+    def as_args(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Inputs the way torch.autograd.functional passes them: a tensor or a tuple."""
         return tuple(tensors) if self.tuple_inputs else tensors[0]
 
-    def flat_jacobian(self, nested: Any) -> Any:
+    def flat_jacobian(self, nested: Any) -> torch.Tensor:
         """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``
         (`flat_jacobian` with this problem's shapes)."""
         return flat_jacobian(
@@ -156,7 +159,7 @@ class Problem:
             tuple_inputs=self.tuple_inputs,
         )
 
-    def flat_hessian(self, nested: Any) -> Any:
+    def flat_hessian(self, nested: Any) -> torch.Tensor:
         """A Hessian nested as torch returns it → ``(N, m, n, n)`` (`flat_hessian` with this
         problem's shapes)."""
         return flat_hessian(
@@ -167,7 +170,7 @@ class Problem:
             tuple_inputs=self.tuple_inputs,
         )
 
-    def unbatched(self, i: int) -> tuple[Any, ...]:
+    def unbatched(self, i: int) -> tuple[torch.Tensor, ...]:
         """The inputs of point ``i`` without the batch dimension."""
         return tuple(x[i] for x in self.inputs)
 
@@ -179,7 +182,7 @@ def _size(shape: Shape) -> int:
     return out
 
 
-def split(flat: Any, shapes: Sequence[Shape]) -> tuple[Any, ...]:
+def split(flat: torch.Tensor, shapes: Sequence[Shape]) -> tuple[torch.Tensor, ...]:
     """``(*B, total)`` → one tensor per shape, ``(*B, *shape)`` (``B`` may be empty)."""
     out, pos = [], 0
     lead = tuple(flat.shape[:-1])
@@ -190,7 +193,9 @@ def split(flat: Any, shapes: Sequence[Shape]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def flatten(tensors: Sequence[Any], shapes: Sequence[Shape], batch_ndim: int) -> Any:
+def flatten(
+    tensors: Sequence[torch.Tensor], shapes: Sequence[Shape], batch_ndim: int
+) -> torch.Tensor:
     """Tensors shaped ``(*B, *shape)`` → one ``(*B, total)`` tensor (``B`` has ``batch_ndim`` dims)."""
     import torch
 
@@ -207,7 +212,7 @@ def flat_jacobian(
     *,
     tuple_outputs: bool,
     tuple_inputs: bool,
-) -> Any:
+) -> torch.Tensor:
     """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``.
 
     Args:
@@ -237,7 +242,7 @@ def flat_hessian(
     *,
     tuple_outputs: bool,
     tuple_inputs: bool,
-) -> Any:
+) -> torch.Tensor:
     """A Hessian nested [out][in_i][in_j] (levels present as in torch) → ``(N, m, n, n)``.
 
     Blocks are ``(*batch, *out_shape, *in_i_shape, *in_j_shape)``; a block with no batch
@@ -295,7 +300,7 @@ class AutogradPath:
     family: str
     computes: str
     call: str
-    run: Callable[[Problem], Any]
+    run: Callable[[Problem], torch.Tensor | PathResult | None]
     requires: frozenset[str] = frozenset()
     uses: frozenset[str] = frozenset()
     cost: str = ""
@@ -362,7 +367,7 @@ def register_path(path: AutogradPath, *, replace: bool = False) -> AutogradPath:
     return path
 
 
-_Run = TypeVar("_Run", bound=Callable[[Problem], Any])
+_Run = TypeVar("_Run", bound=Callable[[Problem], "torch.Tensor | PathResult | None"])
 
 
 def path(

@@ -9,11 +9,14 @@ import contextlib
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import Problem, Unsupported, _size
 from ._base import flatten as flatten  # re-exported: the families import layout helpers here
 from ._base import split as split  # re-exported with flatten
+
+if TYPE_CHECKING:
+    import torch
 
 # -- torch errors that mean "this path does not apply to this function" -----------------------
 #: Per capability, the messages torch gives when a function lacks it. Only the capabilities a
@@ -120,17 +123,19 @@ def argnums(problem: Problem) -> int | tuple[int, ...]:
     return tuple(range(len(problem.in_shapes))) if problem.tuple_inputs else 0
 
 
-def outputs_tuple(problem: Problem, out: Any) -> tuple[Any, ...]:
+def outputs_tuple(problem: Problem, out: Any) -> tuple[torch.Tensor, ...]:
     """The function's return value as a tuple of tensors."""
     return tuple(out) if problem.tuple_outputs else (out,)
 
 
-def leaves(tensors: Sequence[Any]) -> tuple[Any, ...]:
+def leaves(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Fresh leaf copies that require grad (the problem's own tensors are never touched)."""
     return tuple(t.detach().clone().requires_grad_(True) for t in tensors)
 
 
-def onehot(k: int, shapes: Sequence[tuple[int, ...]], like: Any, lead: Sequence[int] = ()) -> Any:
+def onehot(
+    k: int, shapes: Sequence[tuple[int, ...]], like: torch.Tensor, lead: Sequence[int] = ()
+) -> tuple[torch.Tensor, ...]:
     """The one-hot vector ``e_k`` split into ``shapes`` and broadcast to ``(*lead, *shape)``."""
     import torch
 
@@ -139,14 +144,14 @@ def onehot(k: int, shapes: Sequence[tuple[int, ...]], like: Any, lead: Sequence[
     return tuple(p.expand((*lead, *p.shape)).clone() for p in split(e, shapes))
 
 
-def per_point(problem: Problem, body: Callable[[int], Any]) -> Any:
+def per_point(problem: Problem, body: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """Stack ``body(i)`` over the problem's points (a one-point API looped over the batch)."""
     import torch
 
     return torch.stack([body(i) for i in range(problem.N)])
 
 
-def fixed_row0(problem: Problem) -> tuple[Any, ...]:
+def fixed_row0(problem: Problem) -> tuple[torch.Tensor, ...]:
     """The points a range path uses: input 0 as given, the others fixed at row 0, broadcast."""
     first, *rest = problem.inputs
     return (first, *(x[:1].expand_as(x).clone() for x in rest))
@@ -154,14 +159,14 @@ def fixed_row0(problem: Problem) -> tuple[Any, ...]:
 
 # -- reverse-mode plumbing shared by the reverse and higher-order families -------------------------
 def grads(
-    outputs: Sequence[Any],
-    inputs: Sequence[Any],
-    grad_outputs: Sequence[Any],
+    outputs: Sequence[torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    grad_outputs: Sequence[torch.Tensor],
     *,
     retain_graph: bool = True,
     create_graph: bool = False,
     is_grads_batched: bool = False,
-) -> tuple[Any, ...]:
+) -> tuple[torch.Tensor, ...]:
     """``torch.autograd.grad`` with zeros where torch has no gradient.
 
     Outputs that do not require grad (constants) contribute nothing, and inputs no output
@@ -172,7 +177,7 @@ def grads(
 
     pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if o.requires_grad]
     if not pairs:
-        found: Sequence[Any] = (None,) * len(inputs)
+        found: Sequence[torch.Tensor | None] = (None,) * len(inputs)
     else:
         found = torch.autograd.grad(
             [o for o, _ in pairs],
@@ -192,7 +197,9 @@ def grads(
     return tuple(out)
 
 
-def groups(problem: Problem, body: Callable[[tuple[Any, ...], int, int | None], Any]) -> Any:
+def groups(
+    problem: Problem, body: Callable[[tuple[torch.Tensor, ...], int, int | None], torch.Tensor]
+) -> torch.Tensor:
     """Run ``body(inputs, batch_ndim, point)`` on the whole batch or point by point.
 
     When the case is pointwise, ``body`` gets the batch itself (``batch_ndim=1``,
@@ -207,7 +214,7 @@ def groups(problem: Problem, body: Callable[[tuple[Any, ...], int, int | None], 
     return torch.stack([body(problem.unbatched(i), 0, i) for i in range(problem.N)])
 
 
-def group_rows(flat: Any, point: int | None) -> Any:
+def group_rows(flat: torch.Tensor, point: int | None) -> torch.Tensor:
     """The rows of a problem-level ``(N, k)`` tensor that a `groups` body works on."""
     return flat if point is None else flat[point]
 

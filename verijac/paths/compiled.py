@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import Problem, Unsupported, path
 from ._common import (
@@ -25,6 +25,9 @@ from ._common import (
     quiet_vmap_fallback,
     split,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _backend_errors() -> tuple[type[BaseException], ...]:
@@ -80,7 +83,7 @@ def _compiling() -> Iterator[None]:
     opt_in=True,
     description="Jacobian from a compiled jacobian transform",
 )
-def jacrev(problem: Problem) -> Any:
+def jacrev(problem: Problem) -> torch.Tensor:
     """``torch.compile(vmap(jacrev(f, argnums=all)))(*x)`` over the whole batch."""
     import torch.func
 
@@ -99,11 +102,11 @@ def jacrev(problem: Problem) -> Any:
     opt_in=True,
     description="c @ J through a compiled forward and its AOT-compiled backward",
 )
-def forward_backward(problem: Problem) -> Any:
+def forward_backward(problem: Problem) -> torch.Tensor:
     """``c @ J`` by backward through ``torch.compile(f)`` (compiled forward and backward)."""
     compiled = _compile(problem.func)
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, compiled(*xs))
         cots = split(group_rows(problem.cotangents, point), problem.out_shapes)

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._base import BehaviourMismatch, Problem, Truth, Unsupported, path
 from ._common import converting, flatten, leaves, outputs_tuple, quiet_vmap_fallback, split
+
+if TYPE_CHECKING:
+    import torch
 
 #: Rows of a batch that `batch_consistency` also evaluates one at a time.
 PER_POINT_ROWS = 8
@@ -76,7 +79,7 @@ def _entry(layout: Sequence[tuple[int, ...]], column: int, what: str) -> str:
     return what
 
 
-def _worst(diff: Any, allowed: Any) -> tuple[int, int] | None:
+def _worst(diff: torch.Tensor, allowed: torch.Tensor) -> tuple[int, int] | None:
     """``(row, column)`` of the entry of a 2-d ``diff`` that exceeds ``allowed`` the most."""
     import torch
 
@@ -91,7 +94,9 @@ def _worst(diff: Any, allowed: Any) -> tuple[int, int] | None:
     return flat // diff.shape[1], flat % diff.shape[1]
 
 
-def _each(problem: Problem, body: Callable[[tuple[Any, ...], int, int | None], None]) -> None:
+def _each(
+    problem: Problem, body: Callable[[tuple[torch.Tensor, ...], int, int | None], None]
+) -> None:
     """``body(inputs, batch_ndim, point)`` on the whole batch (pointwise) or point by point."""
     if problem.pointwise:
         body(problem.inputs, 1, None)
@@ -100,23 +105,23 @@ def _each(problem: Problem, body: Callable[[tuple[Any, ...], int, int | None], N
         body(problem.unbatched(i), 0, i)
 
 
-def _rows(problem: Problem, flat: Any, point: int | None) -> Any:
+def _rows(problem: Problem, flat: torch.Tensor, point: int | None) -> torch.Tensor:
     """Rows of a problem-level ``(N, k)`` tensor for a `_each` body (one row, kept 2-d)."""
     return flat if point is None else flat[point : point + 1]
 
 
-def _as_rows(t: Any, bnd: int) -> Any:
+def _as_rows(t: torch.Tensor, bnd: int) -> torch.Tensor:
     """A ``(*B, k)`` result as 2-d rows (a single point gets a batch dimension)."""
     return t if bnd else t.unsqueeze(0)
 
 
 def _vjp(
     problem: Problem,
-    outs: tuple[Any, ...],
-    xs: tuple[Any, ...],
-    cots: Any,
+    outs: tuple[torch.Tensor, ...],
+    xs: tuple[torch.Tensor, ...],
+    cots: torch.Tensor,
     bnd: int,
-) -> Any:
+) -> torch.Tensor:
     """``c @ J`` as 2-d rows with the graph retained; zeros for inputs without a gradient.
 
     ``cots`` is ``(rows, m)``; it is split into one tensor per output, without the batch
@@ -204,7 +209,7 @@ def cotangent_scaling(problem: Problem) -> None:
     """
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> None:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> None:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         c = _rows(problem, problem.cotangents, point)
@@ -249,7 +254,7 @@ def repeat_backward(problem: Problem) -> None:
     """
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> None:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> None:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         c = _rows(problem, problem.cotangents, point)
@@ -279,7 +284,7 @@ def repeat_backward(problem: Problem) -> None:
 
 
 # -- contract.grad_metadata ----------------------------------------------------------------------
-def _describe(t: Any) -> str:
+def _describe(t: torch.Tensor) -> str:
     return f"dtype={t.dtype}, device={t.device}, shape={tuple(t.shape)}"
 
 
@@ -297,7 +302,7 @@ def grad_metadata(problem: Problem) -> None:
     ``torch.autograd.grad`` and in ``.grad``) has its input's dtype, device and shape."""
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> None:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> None:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         if len(outs) != len(problem.out_shapes):
@@ -344,7 +349,7 @@ def grad_metadata(problem: Problem) -> None:
 
 
 # -- contract.batch_consistency ------------------------------------------------------------------
-def _one_point(problem: Problem, row: int) -> tuple[Any, Any]:
+def _one_point(problem: Problem, row: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Value ``(m,)`` and ``c @ J`` ``(n,)`` of point ``row`` evaluated on its own (no batch dim)."""
     from ._common import grads
 
@@ -358,8 +363,8 @@ def _one_point(problem: Problem, row: int) -> tuple[Any, Any]:
 
 def _agree(
     problem: Problem,
-    batched: Any,
-    single: Any,
+    batched: torch.Tensor,
+    single: torch.Tensor,
     rows: Sequence[int],
     *,
     order: int,

@@ -7,7 +7,7 @@ gets its own pass.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._base import Problem, path
 from ._common import (
@@ -21,12 +21,15 @@ from ._common import (
     split,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 _CALL = "with dual_level(): unpack_dual(f(make_dual(x, {t}))).tangent"
 
 
 def _dual_pass(
-    problem: Problem, inputs: tuple[Any, ...], tangents: tuple[Any, ...], bnd: int
-) -> Any:
+    problem: Problem, inputs: tuple[torch.Tensor, ...], tangents: tuple[torch.Tensor, ...], bnd: int
+) -> torch.Tensor:
     """One ``make_dual`` / ``unpack_dual`` pass → ``(*B, m)`` output tangents."""
     import torch
     import torch.autograd.forward_ad as fwad
@@ -51,13 +54,13 @@ def _dual_pass(
     cost="n dual passes (pointwise); N·n otherwise",
     description="Jacobian columns from dual numbers with one-hot tangents",
 )
-def dual(problem: Problem) -> Any:
+def dual(problem: Problem) -> torch.Tensor:
     """The Jacobian column by column: one dual pass per input element with tangent ``e_j``."""
     import torch
 
     prepare_forward_ad()
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         lead = inputs[0].shape[:bnd]
         cols = [
             _dual_pass(problem, inputs, onehot(j, problem.in_shapes, inputs[0], lead), bnd)
@@ -79,14 +82,14 @@ def dual(problem: Problem) -> Any:
     description="J @ t from dual numbers with random tangents: catches a forward rule that "
     "ignores the scale of its tangent",
 )
-def dual_jvp(problem: Problem) -> Any:
+def dual_jvp(problem: Problem) -> torch.Tensor:
     """``J @ t`` for the problem's random tangents in one dual pass.
 
     Random (not one-hot) tangents catch a forward rule that ignores the scale of its tangent.
     """
     prepare_forward_ad()
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
         return _dual_pass(problem, inputs, tangents, bnd)
 

@@ -10,7 +10,7 @@ summed-output trick) and point by point otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import PathResult, Problem, path
 from ._common import (
@@ -28,6 +28,9 @@ from ._common import (
     split,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 _NUMS = "argnums=all"
 
 
@@ -38,13 +41,13 @@ def _transform(name: str) -> Callable[..., Any]:
     return transform
 
 
-def _jacobian_loop(transform: str) -> Callable[[Problem], Any]:
+def _jacobian_loop(transform: str) -> Callable[[Problem], torch.Tensor]:
     """``torch.func.<transform>(f, argnums=all)(*x)`` per point."""
 
-    def run(problem: Problem) -> Any:
+    def run(problem: Problem) -> torch.Tensor:
         jac = _transform(transform)(problem.func, argnums=argnums(problem))
 
-        def one(i: int) -> Any:
+        def one(i: int) -> torch.Tensor:
             return problem.flat_jacobian(jac(*problem.unbatched(i)))[0].detach()
 
         uses = {"vmap", "forward_ad"} if transform == "jacfwd" else {"vmap"}
@@ -56,10 +59,10 @@ def _jacobian_loop(transform: str) -> Callable[[Problem], Any]:
     return run
 
 
-def _jacobian_vmap(transform: str) -> Callable[[Problem], Any]:
+def _jacobian_vmap(transform: str) -> Callable[[Problem], torch.Tensor]:
     """``vmap(torch.func.<transform>(f, argnums=all))(*x)`` over the whole batch."""
 
-    def run(problem: Problem) -> Any:
+    def run(problem: Problem) -> torch.Tensor:
         import torch.func
 
         jac = _transform(transform)(problem.func, argnums=argnums(problem))
@@ -122,14 +125,14 @@ vmap_jacfwd = path(
     batched=False,
     description="gradient of a scalar function, one point at a time",
 )
-def grad(problem: Problem) -> Any:
+def grad(problem: Problem) -> torch.Tensor:
     """``torch.func.grad(f, argnums=all)(*x)`` per point (scalar output only)."""
     import torch.func
 
     require_scalar_output(problem, "torch.func.grad")
     g = torch.func.grad(problem.func, argnums=argnums(problem))
 
-    def one(i: int) -> Any:
+    def one(i: int) -> torch.Tensor:
         found = g(*problem.unbatched(i))
         parts = found if problem.tuple_inputs else (found,)
         return flatten(parts, problem.in_shapes, 0).detach()
@@ -148,7 +151,7 @@ def grad(problem: Problem) -> Any:
     cost="1 f, 1 vmapped backward",
     description="gradient of a scalar function, vmapped over the batch",
 )
-def vmap_grad(problem: Problem) -> Any:
+def vmap_grad(problem: Problem) -> torch.Tensor:
     """``vmap(torch.func.grad(f, argnums=all))(*x)`` over the batch (scalar output only)."""
     import torch.func
 
@@ -169,13 +172,13 @@ def vmap_grad(problem: Problem) -> Any:
     cost="1 jvp (pointwise); N jvp otherwise",
     description="J @ t in forward mode for random tangents",
 )
-def jvp(problem: Problem) -> Any:
+def jvp(problem: Problem) -> torch.Tensor:
     """``torch.func.jvp(f, x, t)``: the whole batch when pointwise, else per point."""
     import torch.func
 
     prepare_forward_ad()
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
         out = torch.func.jvp(problem.func, tuple(inputs), tangents)[1]
         return flatten(outputs_tuple(problem, out), problem.out_shapes, bnd).detach()
@@ -192,11 +195,11 @@ def jvp(problem: Problem) -> Any:
     cost="1 f, 1 backward (pointwise); N f, N backward otherwise",
     description="c @ J through the pullback for random cotangents",
 )
-def vjp(problem: Problem) -> Any:
+def vjp(problem: Problem) -> torch.Tensor:
     """``torch.func.vjp(f, *x)[1](c)``: the whole batch when pointwise, else per point."""
     import torch.func
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         parts = split(group_rows(problem.cotangents, point), problem.out_shapes)
         pullback = torch.func.vjp(problem.func, *inputs)[1]
         found = pullback(parts if problem.tuple_outputs else parts[0])
@@ -216,7 +219,7 @@ def vjp(problem: Problem) -> Any:
     description="J @ t through a linearized (traced, constant-folded) jvp",
     traces=True,
 )
-def linearize(problem: Problem) -> Any:
+def linearize(problem: Problem) -> torch.Tensor:
     """``torch.func.linearize(f, *x)[1](*t)``: the whole batch when pointwise, else per point."""
     import warnings
 
@@ -224,7 +227,7 @@ def linearize(problem: Problem) -> Any:
 
     prepare_forward_ad()
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         tangents = split(group_rows(problem.tangents, point), problem.in_shapes)
         with warnings.catch_warnings():
             # linearize's constant folding (torch.fx const_fold) inserts get_attr nodes before
@@ -239,10 +242,12 @@ def linearize(problem: Problem) -> Any:
         return groups(problem, body)
 
 
-def _second_order(outer: str, inner: str, *, scalar: bool = False) -> Callable[[Problem], Any]:
+def _second_order(
+    outer: str, inner: str, *, scalar: bool = False
+) -> Callable[[Problem], torch.Tensor]:
     """``vmap(outer(inner(f)))`` over the batch → ``(N, m, n, n)``; ``outer="hessian"`` alone."""
 
-    def run(problem: Problem) -> Any:
+    def run(problem: Problem) -> torch.Tensor:
         import torch.func
 
         if scalar:
@@ -294,7 +299,7 @@ jacrev_jacrev = path(
 )(_second_order("jacrev", "jacrev"))
 
 
-def _range_args(problem: Problem) -> tuple[Any, ...]:
+def _range_args(problem: Problem) -> tuple[torch.Tensor, ...]:
     """Seed 003's arguments: input 0 batched, the others at row 0 without a batch dimension."""
     return (problem.inputs[0], *(x[0] for x in problem.inputs[1:]))
 
@@ -342,7 +347,7 @@ def jvp_range(problem: Problem) -> PathResult:
 
     prepare_forward_ad()
 
-    def one(x0: Any, t: Any, *others: Any) -> Any:
+    def one(x0: torch.Tensor, t: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         out = torch.func.jvp(problem.func, (x0, *others), split(t, problem.in_shapes))[1]
         return flatten(outputs_tuple(problem, out), problem.out_shapes, 0)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import BehaviourMismatch, Problem, Unsupported, path
 from ._common import (
@@ -23,30 +23,33 @@ from ._common import (
     split,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 _F = "torch.autograd.functional"
 _LOOP = "N f, N·m backward"
 
 
-def _point(problem: Problem, i: int) -> Any:
+def _point(problem: Problem, i: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Point ``i`` the way torch.autograd.functional takes it: a tensor or a tuple."""
     return problem.as_args(problem.unbatched(i))
 
 
-def _tangent(problem: Problem, i: int) -> Any:
+def _tangent(problem: Problem, i: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Point ``i``'s tangent, nested like the inputs."""
     return problem.as_args(split(problem.tangents[i], problem.in_shapes))
 
 
-def _cotangent(problem: Problem, i: int) -> Any:
+def _cotangent(problem: Problem, i: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Point ``i``'s cotangent, nested like the outputs."""
     parts = split(problem.cotangents[i], problem.out_shapes)
     return parts if problem.tuple_outputs else parts[0]
 
 
-def _jacobian_with(**options: Any) -> Callable[[Problem], Any]:
+def _jacobian_with(**options: Any) -> Callable[[Problem], torch.Tensor]:
     """A path body calling ``torch.autograd.functional.jacobian(f, point, **options)`` per point."""
 
-    def run(problem: Problem) -> Any:
+    def run(problem: Problem) -> torch.Tensor:
         import torch
 
         if options.get("vectorize") or options.get("strategy") == "forward-mode":
@@ -55,7 +58,7 @@ def _jacobian_with(**options: Any) -> Callable[[Problem], Any]:
         if options.get("strategy") == "forward-mode":
             uses.add("forward_ad")
 
-        def one(i: int) -> Any:
+        def one(i: int) -> torch.Tensor:
             nested = torch.autograd.functional.jacobian(problem.func, _point(problem, i), **options)
             return problem.flat_jacobian(nested)[0].detach()
 
@@ -162,11 +165,11 @@ def jacobian_strict(problem: Problem) -> None:
     batched=False,
     description="J @ t through the double-backward trick",
 )
-def jvp(problem: Problem) -> Any:
+def jvp(problem: Problem) -> torch.Tensor:
     """``torch.autograd.functional.jvp(f, x, v)`` per point."""
     import torch
 
-    def one(i: int) -> Any:
+    def one(i: int) -> torch.Tensor:
         _, out = torch.autograd.functional.jvp(
             problem.func, _point(problem, i), _tangent(problem, i)
         )
@@ -185,11 +188,11 @@ def jvp(problem: Problem) -> Any:
     batched=False,
     description="c @ J for random cotangents",
 )
-def vjp(problem: Problem) -> Any:
+def vjp(problem: Problem) -> torch.Tensor:
     """``torch.autograd.functional.vjp(f, x, c)`` per point."""
     import torch
 
-    def one(i: int) -> Any:
+    def one(i: int) -> torch.Tensor:
         _, out = torch.autograd.functional.vjp(
             problem.func, _point(problem, i), _cotangent(problem, i)
         )
@@ -210,13 +213,13 @@ def vjp(problem: Problem) -> Any:
     batched=False,
     description="Hessian, reverse over reverse",
 )
-def hessian(problem: Problem) -> Any:
+def hessian(problem: Problem) -> torch.Tensor:
     """``torch.autograd.functional.hessian(f, x)`` per point (scalar output only)."""
     import torch
 
     require_scalar_output(problem, "torch.autograd.functional.hessian")
 
-    def one(i: int) -> Any:
+    def one(i: int) -> torch.Tensor:
         nested = torch.autograd.functional.hessian(problem.func, _point(problem, i))
         return problem.flat_hessian(nested)[0].detach()
 
@@ -224,16 +227,16 @@ def hessian(problem: Problem) -> Any:
         return per_point(problem, one)
 
 
-def _vector_hessian(api: str) -> Callable[[Problem], Any]:
+def _vector_hessian(api: str) -> Callable[[Problem], torch.Tensor]:
     """A path body for ``torch.autograd.functional.hvp`` or ``vhp`` per point."""
 
-    def run(problem: Problem) -> Any:
+    def run(problem: Problem) -> torch.Tensor:
         import torch
 
         require_scalar_output(problem, f"torch.autograd.functional.{api}")
         fn = getattr(torch.autograd.functional, api)
 
-        def one(i: int) -> Any:
+        def one(i: int) -> torch.Tensor:
             _, out = fn(problem.func, _point(problem, i), _tangent(problem, i))
             parts = out if problem.tuple_inputs else (out,)
             return flatten(parts, problem.in_shapes, 0).detach()

@@ -17,7 +17,7 @@ output, not only a scalar one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._base import Problem, path
 from ._common import (
@@ -34,6 +34,9 @@ from ._common import (
 )
 from .func import _second_order
 
+if TYPE_CHECKING:
+    import torch
+
 _NUMS = "argnums=all"
 
 
@@ -47,11 +50,11 @@ _NUMS = "argnums=all"
     description="Hessian of every output, reverse over reverse with create_graph=True; "
     "whole batch at once when pointwise (summed-output trick), else per point",
 )
-def double_backward(problem: Problem) -> Any:
+def double_backward(problem: Problem) -> torch.Tensor:
     """The Hessian of every output by ``torch.autograd.grad(..., create_graph=True)`` twice."""
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         lead = outs[0].shape[:bnd]
@@ -100,16 +103,16 @@ jacfwd_jacfwd = path(
 )(_second_order("jacfwd", "jacfwd"))
 
 
-def _flat_point_fn(problem: Problem) -> Callable[..., Any]:
+def _flat_point_fn(problem: Problem) -> Callable[..., torch.Tensor]:
     """``f`` with its outputs flattened to one ``(m,)`` vector (one point, no batch dims)."""
 
-    def f(*xs: Any) -> Any:
+    def f(*xs: torch.Tensor) -> torch.Tensor:
         return flatten(outputs_tuple(problem, problem.func(*xs)), problem.out_shapes, 0)
 
     return f
 
 
-def _contract(c: Any, problem: Problem) -> Any:
+def _contract(c: torch.Tensor, problem: Problem) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """A cotangent ``(m,)`` nested like the outputs, for a pullback."""
     parts = split(c, problem.out_shapes)
     return parts if problem.tuple_outputs else parts[0]
@@ -124,7 +127,7 @@ def _contract(c: Any, problem: Problem) -> Any:
     cost="1 vmapped backward of 1 jvp",
     description="Σ c_k H_k @ t, reverse over forward",
 )
-def grad_of_jvp(problem: Problem) -> Any:
+def grad_of_jvp(problem: Problem) -> torch.Tensor:
     """Reverse over forward: ``grad_x ⟨c, jvp(f, x, t)⟩`` = ``Σ_k c_k H_k @ t``, vmapped."""
     import torch.func
 
@@ -132,7 +135,7 @@ def grad_of_jvp(problem: Problem) -> Any:
     f = _flat_point_fn(problem)
     k = len(problem.in_shapes)
 
-    def inner(*args: Any) -> Any:
+    def inner(*args: torch.Tensor) -> torch.Tensor:
         xs, t, c = args[:k], args[k], args[k + 1]
         jt = torch.func.jvp(f, tuple(xs), split(t, problem.in_shapes))[1]
         return (jt * c).sum()
@@ -152,17 +155,17 @@ def grad_of_jvp(problem: Problem) -> Any:
     cost="1 vmapped jvp of 1 backward",
     description="Σ c_k H_k @ t, forward over reverse (the classic Hessian-vector product)",
 )
-def jvp_of_vjp(problem: Problem) -> Any:
+def jvp_of_vjp(problem: Problem) -> torch.Tensor:
     """Forward over reverse: ``jvp(x ↦ vjp(f, x)(c), x, t)`` = ``Σ_k c_k H_k @ t``, vmapped."""
     import torch.func
 
     prepare_forward_ad()
     k = len(problem.in_shapes)
 
-    def one(*args: Any) -> Any:
+    def one(*args: torch.Tensor) -> torch.Tensor:
         xs, t, c = args[:k], args[k], args[k + 1]
 
-        def pulled(*ys: Any) -> Any:
+        def pulled(*ys: torch.Tensor) -> torch.Tensor:
             pullback = torch.func.vjp(problem.func, *ys)[1]
             return flatten(pullback(_contract(c, problem)), problem.in_shapes, 0)
 
@@ -184,7 +187,7 @@ def jvp_of_vjp(problem: Problem) -> Any:
     cost="1 vmapped jvp over n tangents of 1 jvp",
     description="Σ c_k H_k @ t, forward over forward (one jvp of a jvp per input element)",
 )
-def jvp_of_jvp(problem: Problem) -> Any:
+def jvp_of_jvp(problem: Problem) -> torch.Tensor:
     """Forward over forward: ``jvp(x ↦ ⟨c, jvp(f, x, t)⟩, x, e_j)`` for every ``e_j``, vmapped.
 
     Entry ``j`` is ``e_j @ (Σ_k c_k H_k) @ t``, so the ``n`` entries form ``Σ_k c_k H_k @ t``.
@@ -197,14 +200,14 @@ def jvp_of_jvp(problem: Problem) -> Any:
     k = len(problem.in_shapes)
     eye = torch.eye(problem.n, dtype=problem.inputs[0].dtype, device=problem.inputs[0].device)
 
-    def one(*args: Any) -> Any:
+    def one(*args: torch.Tensor) -> torch.Tensor:
         xs, t, c = args[:k], args[k], args[k + 1]
 
-        def directional(*ys: Any) -> Any:
+        def directional(*ys: torch.Tensor) -> torch.Tensor:
             jt = torch.func.jvp(f, ys, split(t, problem.in_shapes))[1]
             return (jt * c).sum()
 
-        def along(u: Any) -> Any:
+        def along(u: torch.Tensor) -> torch.Tensor:
             return torch.func.jvp(directional, tuple(xs), split(u, problem.in_shapes))[1]
 
         return torch.func.vmap(along)(eye)

@@ -6,7 +6,7 @@ see docs/paths.md) and point by point otherwise.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._base import BehaviourMismatch, Problem, path
 from ._common import (
@@ -22,17 +22,22 @@ from ._common import (
     split,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 _POINTWISE_NOTE = "whole batch at once when pointwise (summed-output trick), else per point"
 
 
-def _present(xs: tuple[Any, ...]) -> list[Any]:
+def _present(xs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
     """The ``.grad`` of each leaf, zeros where torch left it ``None`` (an unused input)."""
     import torch
 
     return [x.grad if x.grad is not None else torch.zeros_like(x) for x in xs]
 
 
-def _backward(outs: tuple[Any, ...], grad_tensors: tuple[Any, ...], *, retain_graph: bool) -> None:
+def _backward(
+    outs: tuple[torch.Tensor, ...], grad_tensors: tuple[torch.Tensor, ...], *, retain_graph: bool
+) -> None:
     """``out.backward(g)`` (``torch.autograd.backward`` for several outputs), skipping constants."""
     import torch
 
@@ -54,11 +59,11 @@ def _backward(outs: tuple[Any, ...], grad_tensors: tuple[Any, ...], *, retain_gr
     description="Jacobian rows from .grad after one-hot backward passes (seed 001); "
     + _POINTWISE_NOTE,
 )
-def backward_onehot(problem: Problem) -> Any:
+def backward_onehot(problem: Problem) -> torch.Tensor:
     """The Jacobian row by row: ``out.backward(e_k, retain_graph=True)``, read ``.grad``, zero it."""
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         lead = outs[0].shape[:bnd]
@@ -82,11 +87,11 @@ def backward_onehot(problem: Problem) -> Any:
     cost="1 f, m backward (pointwise); N f, N·m backward otherwise",
     description="Jacobian rows from an autograd.grad loop (seed 002); " + _POINTWISE_NOTE,
 )
-def grad_loop(problem: Problem) -> Any:
+def grad_loop(problem: Problem) -> torch.Tensor:
     """The Jacobian row by row with ``torch.autograd.grad`` and one-hot ``grad_outputs``."""
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         lead = outs[0].shape[:bnd]
@@ -113,11 +118,11 @@ def grad_loop(problem: Problem) -> Any:
     description="Jacobian from one batched backward over the identity cotangents; "
     + _POINTWISE_NOTE,
 )
-def grad_batched(problem: Problem) -> Any:
+def grad_batched(problem: Problem) -> torch.Tensor:
     """The Jacobian in one call: ``torch.autograd.grad(..., is_grads_batched=True)``."""
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         lead = tuple(outs[0].shape[:bnd])
@@ -143,14 +148,14 @@ def grad_batched(problem: Problem) -> Any:
     description="c @ J for random cotangents: catches a backward that ignores the scale of "
     "its incoming gradient",
 )
-def vjp_random(problem: Problem) -> Any:
+def vjp_random(problem: Problem) -> torch.Tensor:
     """``c @ J`` for the problem's random cotangents with one ``torch.autograd.grad`` call.
 
     Random (not one-hot) cotangents catch a backward that ignores the scale of its incoming
     gradient, which every one-hot path would miss.
     """
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         xs = leaves(inputs)
         outs = outputs_tuple(problem, problem.func(*xs))
         cots = split(group_rows(problem.cotangents, point), problem.out_shapes)
@@ -160,7 +165,7 @@ def vjp_random(problem: Problem) -> Any:
     return groups(problem, body)
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal up to a few rounding errors (a GPU may reduce in a different order each pass)."""
     import torch
 
@@ -179,7 +184,7 @@ def _same(a: Any, b: Any) -> bool:
     description="two backward passes accumulate 2·c @ J in .grad, and both resets clear it "
     "(seed 001)",
 )
-def accumulation(problem: Problem) -> Any:
+def accumulation(problem: Problem) -> torch.Tensor:
     """Two backward passes with ``retain_graph=True`` accumulate ``2 · c @ J`` into ``.grad``.
 
     Also checks that ``x.grad.zero_()`` and ``zero_grad(set_to_none=True)`` reset the
@@ -187,7 +192,7 @@ def accumulation(problem: Problem) -> Any:
     """
     import torch
 
-    def body(inputs: tuple[Any, ...], bnd: int, point: int | None) -> Any:
+    def body(inputs: tuple[torch.Tensor, ...], bnd: int, point: int | None) -> torch.Tensor:
         # Parameters of a module, so that the user-facing zero_grad(set_to_none=True) applies
         # (a module's zero_grad has the optimizer's semantics without its construction cost).
         holder = torch.nn.Module()
