@@ -112,12 +112,14 @@ def main() -> None:
         f"torch {torch.__version__}, sympy {sympy.__version__}, threads {torch.get_num_threads()}"
     )
 
+    array_totals: dict[int, float] = {}
     for n, target in [(64, 2.0), (256, 30.0)] if not args.quick else [(64, 2.0)]:
         phases, case, weights = verijac_phases(n)
         print(f"\n{n}×{n} dense tanh(W x)")
         for name, seconds in phases.items():
             print(f"  {name:38s} {seconds:8.3f} s")
         total = phases["total verijac (case+derive+codegen)"]
+        array_totals[n] = total
         print(
             f"  target ≤ {target:g} s: {'met' if total <= target else 'MISSED'} ({total / target:.2f} of budget)"
         )
@@ -146,6 +148,9 @@ def main() -> None:
         total = phases["total verijac (case+derive+codegen)"]
         print(
             f"  target ≤ {target:g} s: {'met' if total <= target else 'MISSED'} ({total / target:.2f} of budget)"
+        )
+        print(
+            f"  ratio plain symbols / verijac.array   {total / array_totals[n]:8.2f}×   (same run)"
         )
 
     if not args.quick:

@@ -110,6 +110,90 @@ def test_large_dense_case_is_vectorised() -> None:
     assert torch.allclose(case.torch_jacobian()(pts), auto, rtol=1e-12, atol=1e-13)
 
 
+def test_a_function_of_constants_only_is_a_tensor_of_the_batch() -> None:
+    """CSE makes ``x0 = sqrt(2)``; the entry ``1 + x0`` must not reach ``torch.stack`` as a
+    Python float (it did: TypeError)."""
+    X = verijac.array("x", (3,))
+    r2 = sympy.sqrt(2)
+    out = sympy.Array([r2 * X[0] + r2 * X[1], r2 + 1, r2 * X[2]])
+    case = Case("g_const_of_consts", inputs={"x": X}, outputs=out, domain={"x": (-1, 1)})
+    for dtype in (torch.float32, torch.float64):
+        pts = torch.rand(4, 5, 3, dtype=dtype)
+        value = case.torch_function()(pts)
+        assert value.shape == (4, 5, 3) and value.dtype == dtype
+        assert torch.allclose(value[..., 1], torch.full((4, 5), 1 + math.sqrt(2), dtype=dtype))
+        jac = case.torch_jacobian()(pts)  # a block with constant entries only
+        assert jac.shape == (4, 5, 3, 3) and jac.dtype == dtype
+        auto = vmap(vmap(jacrev(case.torch_function())))(pts)
+        assert torch.allclose(jac, auto)
+
+
+def test_a_sum_over_shared_subexpressions_comes_after_them() -> None:
+    """(I + u vᵀ)⁻¹ by Sherman–Morrison on 8-vectors: the denominator 1 + Σ u_k v_k becomes a
+    matmul over CSE's products ``u_k·v_k``, which must be evaluated first (it was emitted
+    before them: KeyError in ``emit_linear``)."""
+    n = 8
+    u, v = verijac.array("u", (n,)), verijac.array("v", (n,))
+    U, V = sympy.Matrix(list(u)), sympy.Matrix(list(v))
+    out = sympy.eye(n) - U * V.T / (1 + (V.T * U)[0, 0])
+    case = Case("g_rank_one_inverse", inputs={"u": u, "v": v}, outputs=out,
+                domain={"u": (0.1, 0.5), "v": (0.1, 0.5)})  # fmt: skip
+    a = torch.rand(6, n, dtype=torch.float64) * 0.4 + 0.1
+    b = torch.rand(6, n, dtype=torch.float64) * 0.4 + 0.1
+    expected = torch.linalg.inv(torch.eye(n, dtype=torch.float64) + a[:, :, None] * b[:, None, :])
+    assert torch.allclose(case.torch_function()(a, b), expected, rtol=1e-12, atol=1e-14)
+    auto = vmap(jacrev(case.torch_function(), argnums=(0, 1)))(a, b)
+    exact = case.torch_jacobian()(a, b)
+    for k in range(2):
+        assert torch.allclose(exact[k], auto[k], rtol=1e-11, atol=1e-13)
+
+
+def _refuse_evaluating_long_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make evaluating a Max/Min of more than 3 arguments fail: SymPy compares every pair of
+    them with its assumptions (minutes at 64 arguments)."""
+    from sympy.functions.elementary.miscellaneous import MinMaxBase
+
+    original = MinMaxBase._find_localzeros.__func__  # type: ignore[attr-defined]
+
+    def guarded(cls: type, values: object, **options: object) -> object:
+        values = list(values)  # type: ignore[call-overload]
+        assert len(values) <= 3, f"verijac evaluated a {cls.__name__} of {len(values)} arguments"
+        return original(cls, values, **options)
+
+    monkeypatch.setattr(MinMaxBase, "_find_localzeros", classmethod(guarded))
+
+
+def test_a_long_max_is_never_re_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64-argument Max built with evaluate=False: CSE rebuilt it with evaluation, and its
+    derivative evaluated the Max of the other 63 arguments, each quadratic in them."""
+    n = 64
+    X = verijac.array("x", (n,))
+    out = sympy.Max(*[(k + 1) * X[k] for k in range(n)], evaluate=False)
+    _refuse_evaluating_long_max(monkeypatch)
+    case = Case("g_max64", inputs={"x": X}, outputs=out, domain={"x": (-1, 1)})
+    pts = torch.rand(5, n, dtype=torch.float64) * 2 - 1
+    weights = torch.arange(1, n + 1, dtype=torch.float64)
+    assert torch.equal(case.torch_function()(pts), (weights * pts).max(dim=-1).values)
+    auto = vmap(jacrev(case.torch_function()))(pts)
+    assert torch.equal(case.torch_jacobian()(pts), auto)
+    assert torch.equal(case.torch_hessian()(pts), torch.zeros(5, n, n, dtype=torch.float64))
+
+
+def test_generating_code_leaves_sympy_evaluating() -> None:
+    """The CSE of SymPy cases rebuilds nodes under ``evaluate(False)``; two overlapping
+    entries (a repeated ``exp(Max)`` met after a rebuilt ``cos(Max)``) once left evaluation
+    off for every later caller, and the next case's derivatives came out unevaluated."""
+    from sympy.core.parameters import global_parameters
+
+    m = sympy.Max(x, y)
+    case = Case("g_cse_nesting", inputs={"x": x, "y": y},
+                outputs=sympy.Array([sympy.cos(m), sympy.exp(m), sympy.exp(m) * y]),
+                domain={"x": (-1, 1), "y": (-1, 1)}, exclude=[x - y])  # fmt: skip
+    case.torch_jacobian()
+    assert global_parameters.evaluate
+    assert sympy.besseli(0, x).diff(x) == sympy.besseli(1, x)
+
+
 def test_unsupported_function_names_it_and_registration_works() -> None:
     class cube(sympy.Function):
         def fdiff(self, argindex: int = 1) -> sympy.Expr:

@@ -3,7 +3,8 @@
 The generated code is batch-first and vectorised:
 
 * common subexpressions are eliminated (symengine's ``cse`` when the case derives with
-  symengine, SymPy's otherwise);
+  symengine, `_trees.tree_cse` otherwise: ``sympy.cse`` re-evaluates what it rebuilds, which
+  is quadratic on a long ``Max``);
 * large linear combinations ``Σ c_j s_j + c_0`` (a dense ``W @ x``) become one matmul;
 * expressions that differ only in their symbols and numeric coefficients (the 4,096 entries
   ``W_ij · t_i`` of a Jacobian, or an elementwise function over a matrix) are evaluated once
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InternalError, ShapeError, UnsupportedFunctionError, UsageError
 from ._functions import lookup
+from ._trees import substitute, tree_cse
 
 if TYPE_CHECKING:
     from ._case import Case
@@ -109,19 +111,21 @@ def _linear_terms(e: Any) -> tuple[list[tuple[float, Any]], float] | None:
     if not e.is_Add:
         return None
     terms, const = [], 0.0
-    for t in e.args:
+    for t in e.args:  # c·x first: asking whether the product itself is a number costs more
         if t.is_Symbol:
             terms.append((1.0, t))
-        elif _is_numeric(t):
-            const += _num(t)
         elif t.is_Mul and len(t.args) == 2:
             a, b = t.args
             if _is_numeric(a) and b.is_Symbol:
                 terms.append((_num(a), b))
             elif _is_numeric(b) and a.is_Symbol:
                 terms.append((_num(b), a))
+            elif _is_numeric(t):
+                const += _num(t)
             else:
                 return None
+        elif _is_numeric(t):
+            const += _num(t)
         else:
             return None
     return terms, const
@@ -186,6 +190,20 @@ class _Generator:
         self.refs: dict[Any, _Ref] = {}
         self.scalar_cache: dict[tuple[str, int], str] = {}
         self.hoisted: dict[Any, Any] = {}
+        self.linear_cache: dict[Any, tuple[list[tuple[float, Any]], float] | None] = {}
+        self.hoist_seen: set[Any] = set()
+
+    def linear(self, e: Any) -> tuple[list[tuple[float, Any]], float] | None:
+        """`_linear_terms`, memoised: every sum is asked several times on the way."""
+        if not e.is_Add:
+            return _linear_terms(e)
+        if e not in self.linear_cache:
+            self.linear_cache[e] = _linear_terms(e)
+        return self.linear_cache[e]
+
+    def big_linear(self, e: Any) -> bool:
+        lin = self.linear(e) if e.is_Add else None
+        return lin is not None and len(lin[0]) >= LINEAR_MIN_TERMS
 
     # -- references ---------------------------------------------------------------------------
     def scalar(self, ref: _Ref) -> str:
@@ -279,26 +297,37 @@ class _Generator:
         return ref
 
     def prepare(self, flat: list[Any]) -> tuple[list[_Item], list[Any]]:
-        """Extract Piecewise, eliminate common subexpressions, hoist big linear sums."""
-        pw_items: list[_Item] = []
+        """Extract Piecewise and big linear sums, eliminate common subexpressions.
+
+        The big linear sums (evaluated as one matmul) leave before CSE: CSE compares every
+        pair of sums in search of shared sub-sums, which is quadratic in their number (20 s
+        for the 256 sums of a dense 256×256 ``tanh(W x)`` and its Jacobian).
+        """
+        pws: dict[Any, Any] = {}
         if self.engine == "sympy":
             import sympy
 
-            pws: dict[Any, Any] = {}
             for e in flat:
                 for pw in e.atoms(sympy.Piecewise):
                     if not any(pw != o and o.has(pw) for o in e.atoms(sympy.Piecewise)):
                         pws.setdefault(pw, sympy.Dummy(f"pw{len(pws)}"))
-            flat = [e.xreplace(pws) for e in flat]
-            pw_items = [_Item(s, pw, kind="piecewise") for pw, s in pws.items()]
-            replacements, reduced = sympy.cse(
-                flat, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy)
-            )
+        pre: list[_Item] = [_Item(s, pw, kind="piecewise") for pw, s in pws.items()]
+
+        def take_out(node: Any) -> Any:
+            hit = pws.get(node) if pws else None
+            if hit is None and node.is_Add and self.big_linear(node):
+                hit = self.hoisted[node] = self._dummy(f"lin{len(self.hoisted)}")
+                pre.append(_Item(hit, node, kind="linear"))
+            return hit
+
+        flat = substitute(flat, take_out, self.engine)
+        if self.engine == "sympy":
+            replacements, reduced = tree_cse(flat, lambda: self._dummy("cse"))
         else:
             import symengine
 
             replacements, reduced = symengine.cse(flat)
-        items = pw_items + [_Item(s, e) for s, e in replacements]
+        items = [_Item(s, e) for s, e in replacements]
         # Composite outputs become items too, so that equal structures are grouped.
         reduced = list(reduced)
         for k, e in enumerate(reduced):
@@ -306,23 +335,31 @@ class _Generator:
                 sym = self._dummy(f"out{k}")
                 items.append(_Item(sym, e))
                 reduced[k] = sym
-        # Hoist large linear sums nested inside other expressions into their own items.
-        hoisted: list[_Item] = []
-        for e in [it.expr for it in items] + list(reduced):
-            self._hoist(e, hoisted, top=True)
-        return hoisted + items, list(reduced)
+        # Hoist large linear sums nested inside other expressions into their own items, each
+        # just before the first item that uses it (it may sum the values of earlier items).
+        ordered: list[_Item] = []
+        for it in pre + items:
+            self._hoist(it.expr, ordered)
+            ordered.append(it)
+        return ordered, reduced
 
-    def _hoist(self, e: Any, out: list[_Item], top: bool) -> None:
-        if e.is_Symbol or _is_numeric(e):
-            return
-        if not top and _is_big_linear(e):
-            if e not in self.hoisted:
-                sym = self._dummy(f"lin{len(self.hoisted)}")
-                self.hoisted[e] = sym
-                out.append(_Item(sym, e, kind="linear"))
-            return
-        for a in e.args:
-            self._hoist(a, out, top=False)
+    def _hoist(self, e: Any, out: list[_Item]) -> None:
+        """Hoist the big linear sums strictly inside ``e`` into items of their own."""
+        seen = self.hoist_seen
+        stack = list(e.args)
+        while stack:
+            x = stack.pop()
+            args = x.args
+            if not args or x in seen:
+                continue
+            seen.add(x)
+            if x.is_Add and len(args) >= LINEAR_MIN_TERMS and self.big_linear(x):
+                if x not in self.hoisted:
+                    sym = self._dummy(f"lin{len(self.hoisted)}")
+                    self.hoisted[x] = sym
+                    out.append(_Item(sym, x, kind="linear"))
+                continue
+            stack.extend(args)
 
     def _dummy(self, name: str) -> Any:
         if self.engine == "sympy":
@@ -331,7 +368,7 @@ class _Generator:
             return sympy.Dummy(name)
         import symengine
 
-        return symengine.Symbol(f"_verijac_{name}")
+        return symengine.Dummy(name)
 
     def deps(self, e: Any) -> set[Any]:
         out: set[Any] = set()
@@ -348,15 +385,26 @@ class _Generator:
 
     def emit_items(self, items: list[_Item]) -> None:
         level: dict[Any, int] = {}
+        exact: dict[Any, Any] = {}  # the items that are constants, as exact expressions
+        pending = []
         for it in items:
-            if it.kind == "expr" and _is_big_linear(it.expr):
+            if it.kind == "expr" and self.big_linear(it.expr):
                 it.kind = "linear"
-            lin = _linear_terms(it.expr) if it.kind == "linear" else None
+            lin = self.linear(it.expr) if it.kind == "linear" else None
             d = self.deps(it.expr) if lin is None else {s for _, s in lin[0]}
+            if lin is None and all(s in exact for s in d):
+                # A constant, or a function of constants only (``1 + x0`` where CSE made
+                # ``x0 = sqrt(2)``): printed, it would be a Python number, not a tensor.
+                value = it.expr.xreplace({s: exact[s] for s in d}) if d else it.expr
+                if _is_numeric(value):
+                    exact[it.sym] = value
+                    self.refs[it.sym] = _Ref("const", value=_num(value))
+                    continue
             it.level = 1 + max((level.get(s, 0) for s in d), default=0)
             level[it.sym] = it.level
-        for lvl in sorted({it.level for it in items}):
-            batch = [it for it in items if it.level == lvl]
+            pending.append(it)
+        for lvl in sorted({it.level for it in pending}):
+            batch = [it for it in pending if it.level == lvl]
             for it in batch:
                 if it.kind == "piecewise":
                     self.emit_piecewise(it)
@@ -366,9 +414,6 @@ class _Generator:
             groups: dict[str, list[tuple[_Item, list[Any], int]]] = {}
             for it in batch:
                 if it.kind != "expr":
-                    continue
-                if _is_numeric(it.expr):
-                    self.refs[it.sym] = _Ref("const", value=_num(it.expr))
                     continue
                 key, wild, nlift = self.template(it.expr)
                 groups.setdefault(key, []).append((it, wild, nlift))
@@ -457,7 +502,7 @@ class _Generator:
         index: dict[Any, int] = {}
         columns = []
         for it in items:
-            terms, const = _linear_terms(it.expr)  # type: ignore[misc]
+            terms, const = self.linear(it.expr)  # type: ignore[misc]
             for _, s in terms:
                 if s not in index:
                     index[s] = len(atoms)

@@ -15,6 +15,9 @@ from functools import cached_property
 from typing import Any
 
 import sympy
+from sympy.core.function import ArgumentIndexError
+
+from ._trees import rewrite
 
 #: Sums with at least this many terms convert to SymPy unevaluated (see `Derivatives._converter`).
 LARGE_SUM = 16
@@ -47,6 +50,166 @@ def _uses_only_symengine_exact(exprs: Sequence[sympy.Expr]) -> bool:
                     return False
             stack.extend(node.args)
     return True
+
+
+#: A sum of at least this many ``c·x`` terms is differentiated by the chain rule (`_LinearChain`).
+CHAIN_MIN_TERMS = 8
+
+
+class _LinearChain:
+    """Gradients of symengine expressions through their large linear sums, by the chain rule.
+
+    Differentiating ``tanh(Σ_j w_ij x_j)`` by each of n inputs walks the n-term sum n times:
+    8 s for the 65,536 entries of a dense 256×256 Jacobian. With each sum ``S = Σ c_j x_j``
+    standing for a symbol ``u``, ``d e/d x_j = (d e/d u)·c_j + ∂e/∂x_j`` (the inputs met outside
+    the sums) needs one derivative per sum and one product per entry. It is the same exact
+    expression: symengine writes ``d tanh(S)/d x_j`` as ``c_j·(1 - tanh(S)**2)`` as well.
+    """
+
+    def __init__(self, symbols: Sequence[Any]) -> None:
+        self.symbols = tuple(symbols)
+        self.index = {s: k for k, s in enumerate(symbols)}
+        #: sum → (its symbol, [(input index, coefficient)]); None for an Add that is not one.
+        self.sums: dict[Any, tuple[Any, list[tuple[int, Any]]] | None] = {}
+
+    def _linear(self, node: Any) -> tuple[Any, list[tuple[int, Any]]] | None:
+        if node in self.sums:
+            return self.sums[node]
+        import symengine
+
+        found = None
+        terms: list[tuple[int, Any]] = []
+        for term, coeff in node.as_coefficients_dict().items():
+            k = self.index.get(term)
+            if k is not None:
+                terms.append((k, coeff))
+            elif not term.is_Number:  # a term other than c·x or the constant
+                break
+        else:
+            if len(terms) >= CHAIN_MIN_TERMS:
+                found = (symengine.Dummy(f"sum{len(self.sums)}"), terms)
+        self.sums[node] = found
+        return found
+
+    def _find(self, e: Any) -> dict[Any, tuple[Any, list[tuple[int, Any]]]]:
+        """The large linear sums in ``e`` (outside other such sums)."""
+        found = {}
+        seen = set()
+        stack = [e]
+        while stack:
+            node = stack.pop()
+            if not node.args or node in seen:
+                continue
+            seen.add(node)
+            if node.is_Add:
+                hit = self._linear(node)
+                if hit is not None:
+                    found[node] = hit
+                    continue
+            stack.extend(node.args)
+        return found
+
+    def gradient(self, e: Any, start: int) -> list[Any] | None:
+        """``[d e / d in_l for l >= start]``, or None when ``e`` holds no large linear sum."""
+        found = self._find(e)
+        if not found:
+            return None
+        import symengine
+
+        reduced = e.xreplace({node: u for node, (u, _) in found.items()})
+        back = {u: node for node, (u, _) in found.items()}
+        parts: dict[int, list[Any]] = {}
+        for u, terms in found.values():
+            outer = reduced.diff(u).xreplace(back)
+            unit = outer == 1
+            for k, c in terms:
+                if k >= start:
+                    parts.setdefault(k, []).append(c if unit else c * outer)
+        for s in reduced.free_symbols:  # the inputs met outside the sums
+            direct = self.index.get(s)
+            if direct is not None and direct >= start:
+                parts.setdefault(direct, []).append(reduced.diff(s).xreplace(back))
+        out = []
+        for k in range(start, len(self.symbols)):
+            terms_k = parts.get(k, [])
+            out.append(
+                symengine.Integer(0)
+                if not terms_k
+                else terms_k[0]
+                if len(terms_k) == 1
+                else symengine.Add(*terms_k)
+            )
+        return out
+
+
+class _LazyMax(sympy.Max):
+    """``Max`` whose derivative holds the Max of the other arguments unevaluated.
+
+    SymPy's ``Max.fdiff`` evaluates ``Max(others)``, which compares every pair of them with
+    its assumptions system: minutes for a Jacobian of 64 arguments. The ``Heaviside`` is left
+    unevaluated too (evaluating it asks the sign of the difference: 20 ms each).
+    """
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        i = argindex - 1
+        if not 0 <= i < len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        others = self.args[:i] + self.args[i + 1 :]
+        rest = others[0] if len(others) == 1 else _LazyMax(*others, evaluate=False)
+        return sympy.Heaviside(self.args[i] - rest, evaluate=False)
+
+
+class _LazyMin(sympy.Min):
+    """``Min`` whose derivative holds the Min of the other arguments unevaluated (as `_LazyMax`)."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        i = argindex - 1
+        if not 0 <= i < len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        others = self.args[:i] + self.args[i + 1 :]
+        rest = others[0] if len(others) == 1 else _LazyMin(*others, evaluate=False)
+        return sympy.Heaviside(rest - self.args[i], evaluate=False)
+
+
+_TO_LAZY: dict[type, type] = {sympy.Max: _LazyMax, sympy.Min: _LazyMin}
+_FROM_LAZY: dict[type, type] = {_LazyMax: sympy.Max, _LazyMin: sympy.Min}
+
+
+def _for_diff(expr: sympy.Expr) -> tuple[sympy.Expr, dict[sympy.Dummy, sympy.Basic]]:
+    """``expr`` made cheap for ``sympy.diff``, with what `_after_diff` needs to undo it.
+
+    Each step function (`_STEPS`: derivative 0 off its jumps, which the domain excludes)
+    becomes a constant symbol, so no ``DiracDelta`` terms are built only to be dropped; each
+    Max/Min becomes lazy (`_LazyMax`). Rebuilt without evaluation; ``expr`` itself when it holds
+    neither.
+    """
+    if not expr.has(*_STEPS, sympy.Max, sympy.Min):
+        return expr, {}
+    steps: dict[sympy.Basic, sympy.Dummy] = {}
+
+    def change(node: sympy.Basic, args: Sequence[sympy.Basic]) -> sympy.Basic | None:
+        if isinstance(node, _STEPS):
+            return steps.setdefault(node, sympy.Dummy("step"))
+        lazy = _TO_LAZY.get(type(node))
+        return lazy(*args, evaluate=False) if lazy is not None else None
+
+    return rewrite([expr], change, "sympy")[0], {d: node for node, d in steps.items()}
+
+
+def _after_diff(expr: sympy.Expr, steps: dict[sympy.Dummy, sympy.Basic]) -> sympy.Expr:
+    """A derivative of `_for_diff`'s form in the ordinary form: the step functions back, each
+    lazy Max/Min an (unevaluated) ``Max``/``Min``."""
+    if not steps and not expr.has(_LazyMax, _LazyMin):
+        return expr
+
+    def change(node: sympy.Basic, args: Sequence[sympy.Basic]) -> sympy.Basic | None:
+        if not args:
+            return steps.get(node)
+        plain = _FROM_LAZY.get(type(node))
+        return plain(*args, evaluate=False) if plain is not None else None
+
+    result: sympy.Expr = rewrite([expr], change, "sympy")[0]
+    return result
 
 
 class Derivatives:
@@ -86,31 +249,46 @@ class Derivatives:
     def _diff(self, e: Any, s: Any) -> Any:
         if self.engine == "symengine":
             return e.diff(s)
-        return _almost_everywhere(sympy.diff(e, s))
+        ready = self._ready.get(e)
+        if ready is None:
+            ready = self._ready[e] = _for_diff(e)
+        return _almost_everywhere(_after_diff(sympy.diff(ready[0], s), ready[1]))
+
+    @cached_property
+    def _ready(self) -> dict[sympy.Expr, tuple[sympy.Expr, dict[sympy.Dummy, sympy.Basic]]]:
+        """Each differentiated SymPy expression in `_for_diff`'s form (memoised)."""
+        return {}
+
+    def _gradient(self, e: Any, start: int = 0) -> list[Any]:
+        """``[d e / d in_l for l >= start]``, each derived only where ``in_l`` occurs in ``e``."""
+        syms = self.native_symbols[start:]
+        zero = _zero(self.engine)
+        if self.engine == "symengine":
+            chained = self._chain.gradient(e, start)
+            if chained is not None:
+                return chained
+        free = e.free_symbols
+        return [self._diff(e, s) if s in free else zero for s in syms]
+
+    @cached_property
+    def _chain(self) -> _LinearChain:
+        return _LinearChain(self.native_symbols)
 
     @cached_property
     def jacobian_native(self) -> list[list[Any]]:
         """``J[k][l] = d out_k / d in_l`` in the engine's types."""
-        syms = self.native_symbols
-        rows = []
-        for e in self.native_exprs:
-            free = e.free_symbols
-            rows.append([self._diff(e, s) if s in free else _zero(self.engine) for s in syms])
-        return rows
+        return [self._gradient(e) for e in self.native_exprs]
 
     @cached_property
     def hessian_native(self) -> list[list[list[Any]]]:
         """``H[k][a][b] = d² out_k / d in_a d in_b`` in the engine's types (symmetric)."""
-        syms = self.native_symbols
+        n = len(self.native_symbols)
         zero = _zero(self.engine)
         out = []
         for row in self.jacobian_native:
-            n = len(syms)
             h = [[zero] * n for _ in range(n)]
             for a in range(n):
-                free = row[a].free_symbols
-                for b in range(a, n):
-                    val = self._diff(row[a], syms[b]) if syms[b] in free else zero
+                for b, val in enumerate(self._gradient(row[a], a), start=a):
                     h[a][b] = h[b][a] = val
             out.append(h)
         return out

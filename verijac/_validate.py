@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sympy
@@ -218,15 +218,15 @@ def _allowed(variables: tuple[Variable, ...]) -> frozenset[sympy.Symbol]:
 
 
 def _on_real_symbols(
-    case: str, what: str, expr: sympy.Expr, real: Mapping[sympy.Symbol, sympy.Symbol]
+    expr: sympy.Expr, real: Mapping[sympy.Symbol, sympy.Symbol]
 ) -> tuple[sympy.Expr, set[sympy.Basic] | None]:
     """``expr`` with its plain symbols replaced by the case's real ones, without re-evaluation.
 
     ``xreplace`` rebuilds every node with evaluation, and evaluating ``tanh`` of a sum asks
     SymPy's assumptions system about every term: 15 s for a dense 64×64 ``tanh(W x)``. The
     expression is already in SymPy's canonical form for arbitrary symbols, which stays a
-    correct form for real ones, so the nodes are rebuilt unevaluated (each shared subtree
-    once).
+    correct form for real ones, so the nodes are rebuilt unevaluated (`_trees.rewrite`: each
+    shared subtree once, and only the nodes above a replaced symbol).
 
     Returns:
         The expression, and the symbols met on the way (a superset of its free symbols;
@@ -234,40 +234,18 @@ def _on_real_symbols(
     """
     if not real:
         return expr, None
-    from sympy.core.operations import AssocOp
-    from sympy.core.parameters import evaluate
+    from ._trees import rewrite
 
-    memo: dict[int, sympy.Basic] = {}  # by id: hashing thousands of Floats costs seconds
     found: set[sympy.Basic] = set()
 
-    def walk(node: sympy.Basic) -> sympy.Basic:
-        if not node.args:
-            if node.is_Symbol:
-                node = real.get(node, node)
-                found.add(node)
-            return node
-        hit = memo.get(id(node))
-        if hit is not None:
-            return hit
-        args = [walk(a) for a in node.args]
-        if all(new is old for new, old in zip(args, node.args)):
-            out = node
-        elif isinstance(node, AssocOp):  # Add, Mul: the same terms, already canonical
-            out = node._new_rawargs(*args)
-        else:
-            out = node.func(*args)
-        memo[id(node)] = out
-        return out
+    def change(node: sympy.Basic, args: Sequence[sympy.Basic]) -> sympy.Basic | None:
+        if not node.is_Symbol:
+            return None
+        new = real.get(node, node)
+        found.add(new)
+        return new
 
-    try:
-        with evaluate(False):  # once: entering it clears SymPy's cache
-            result = walk(expr)
-    except RecursionError:
-        raise CaseError(
-            f"case {case!r}: {what} is nested too deeply to substitute its symbols; build it "
-            "with real symbols (verijac.scalar / verijac.array) or flatten it"
-        ) from None
-    return result, found
+    return rewrite([expr], change, "sympy")[0], found
 
 
 def as_expr(case: str, value: Any, what: str, variables: Sequence[Variable]) -> sympy.Expr:
@@ -289,7 +267,7 @@ def as_expr(case: str, value: Any, what: str, variables: Sequence[Variable]) -> 
             f"case {case!r}: {what} must be an expression, got {expr!r} "
             f"({type(expr).__name__}); conditions belong inside Piecewise"
         )
-    expr, met = _on_real_symbols(case, what, expr, _real_map(tuple(variables)))
+    expr, met = _on_real_symbols(expr, _real_map(tuple(variables)))
     allowed = _allowed(tuple(variables))
     stray = expr.free_symbols - allowed if met is None or met - allowed else set()
     if stray:
@@ -418,7 +396,53 @@ def normalise_outputs(
     return (_output(case, outputs, "output", variables),), False
 
 
-def _probe_values(case: Case, rng: random.Random) -> dict[sympy.Symbol, float] | None:
+def _exclusion_values(case: Case) -> Callable[[dict[sympy.Symbol, float]], list[float]]:
+    """The case's exclusions as one numeric function of a point, compiled once: verijac's own
+    torch code in float64 (a few ms to generate), else mpmath at double precision (SymPy's
+    printer: ~20 ms a case), else SymPy substitution. Substituting floats into the expressions
+    instead re-evaluates them and asks SymPy's assumptions at every point: seconds per case."""
+    import torch
+
+    from ._codegen import compile_program
+    from ._errors import VerijacError
+
+    symbols = [s for v in case.variables for s in v.symbols]
+    exclude = list(case.exclude)
+    try:
+        generated, _ = compile_program(
+            "sympy", [("point", (len(symbols),), symbols)], [((len(exclude),), exclude)]
+        )
+    except (VerijacError, TypeError, ValueError):  # a function torch lacks: mpmath may have it
+        generated = None
+
+    @functools.cache
+    def by_mpmath() -> Callable[..., Any] | None:
+        try:
+            return sympy.lambdify(symbols, exclude, modules="mpmath")
+        except Exception:
+            return None
+
+    def evaluate(values: dict[sympy.Symbol, float]) -> list[float]:
+        if generated is not None:
+            point = torch.tensor([values[s] for s in symbols], dtype=torch.float64)
+            with torch.no_grad():
+                return [float(v) for v in generated(point)[0].tolist()]
+        compiled = by_mpmath()
+        if compiled is not None:
+            try:
+                return [float(v) for v in compiled(*(values[s] for s in symbols))]
+            except (TypeError, ValueError, ArithmeticError):
+                pass
+        return [float(sympy.sympify(g.xreplace(values)).evalf()) for g in exclude]
+
+    return evaluate
+
+
+def _probe_values(
+    case: Case,
+    rng: random.Random,
+    exclusions: Callable[[dict[sympy.Symbol, float]], list[float]] | None = None,
+) -> dict[sympy.Symbol, float] | None:
     values: dict[sympy.Symbol, float] = {}
     for v in case.variables:
         lo, hi = v.domain.sample_bounds()
@@ -430,13 +454,14 @@ def _probe_values(case: Case, rng: random.Random) -> dict[sympy.Symbol, float] |
                     break
             else:
                 return None
-    for g in case.exclude:
-        try:
-            val = float(sympy.sympify(g.xreplace(values)).evalf())
-        except (TypeError, ValueError):
-            return None
-        if abs(val) < case.margin:
-            return None
+    if not case.exclude:
+        return values
+    try:
+        found = (exclusions or _exclusion_values(case))(values)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    if any(not abs(val) >= case.margin for val in found):
+        return None
     return values
 
 
@@ -447,9 +472,10 @@ def probe_points(case: Case, count: int = PROBE_POINTS) -> list[dict[sympy.Symbo
         DomainError: no point could be found: the domain is empty once exclusions apply.
     """
     rng = random.Random(f"verijac-probe-{case.name}")
+    exclusions = _exclusion_values(case) if case.exclude else None
     found = []
     for _ in range(PROBE_TRIES):
-        pt = _probe_values(case, rng)
+        pt = _probe_values(case, rng, exclusions)
         if pt is not None:
             found.append(pt)
             if len(found) == count:
@@ -656,14 +682,15 @@ def _nested(value: Any, outer: bool, count: int, what: str, case: str) -> list[A
 
 
 def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
-    diff = sympy.nsimplify(a - b) if a.is_Float or b.is_Float else sympy.simplify(a - b)
-    if diff == 0:
-        return True
+    """Whether a known value ``b`` equals the exact ``a``: numerically at 30 digits first
+    (SymPy's evalf raises the working precision until the digits are right, so a difference
+    it shows is real); symbolic simplification only where no number comes out."""
     try:
         num = abs(complex(sympy.N(a - b, 30)))
         scale = max(1.0, abs(complex(sympy.N(a, 30))))
     except (TypeError, ValueError):
-        return False
+        diff = sympy.nsimplify(a - b) if a.is_Float or b.is_Float else sympy.simplify(a - b)
+        return bool(diff == 0)
     return num <= 1e-12 * scale
 
 
