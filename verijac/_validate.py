@@ -12,6 +12,7 @@ from sympy.tensor.array import NDimArray
 
 from ._domain import as_interval
 from ._errors import CaseError, DomainError, ShapeError
+from ._trees import rewrite, substitute_values
 
 if TYPE_CHECKING:
     from ._case import Case, KnownPoint, Output, Shape, Variable
@@ -234,8 +235,6 @@ def _on_real_symbols(
     """
     if not real:
         return expr, None
-    from ._trees import rewrite
-
     found: set[sympy.Basic] = set()
 
     def change(node: sympy.Basic, args: Sequence[sympy.Basic]) -> sympy.Basic | None:
@@ -736,7 +735,8 @@ def check_known(case: Case, point: KnownPoint) -> None:
         given = _nested(point.value, case.tuple_outputs, len(case.outputs), "value", case.name)
         for k, (o, g) in enumerate(zip(case.outputs, given)):
             flat = _flatten(g, o.shape, f"known value of output {k}", case.name)
-            _compare(case.name, f"value of output {k}", [e.xreplace(subs) for e in o.exprs], flat)
+            exact = substitute_values(o.exprs, subs)
+            _compare(case.name, f"value of output {k}", exact, flat)
     if point.jacobian is not None:
         _check_blocks(case, point.jacobian, subs, "jacobian", case.jacobian())
     if point.hessian is not None:
@@ -767,7 +767,7 @@ def _check_blocks(case: Case, given: Any, subs: Mapping[Any, Any], what: str, ex
         shape = tuple(e.shape) if isinstance(e, NDimArray) else ()
         flat_e = list(sympy.flatten(e.tolist())) if shape else [e]
         flat_g = _flatten(g, shape, f"known {what} block {k}", case.name)
-        _compare(case.name, f"{what} block {k}", [x.xreplace(subs) for x in flat_e], flat_g)
+        _compare(case.name, f"{what} block {k}", substitute_values(flat_e, subs), flat_g)
 
 
 def _check_vjp(case: Case, cot: Any, result: Any, subs: Mapping[Any, Any]) -> None:
