@@ -13,7 +13,7 @@ import pytest
 import sympy
 
 import verijac
-from verijac import _parse
+from verijac import _parse, _parse_builder, _parse_functions, _parse_rules
 from verijac._errors import ParseError
 from verijac._parse import KNOWN_FUNCTIONS, parse, parse_number
 
@@ -561,8 +561,9 @@ def test_code_injection_creates_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
-def test_module_never_calls_eval_exec_or_sympify() -> None:
-    tree = ast.parse(inspect.getsource(_parse))
+@pytest.mark.parametrize("module", [_parse, _parse_builder, _parse_functions, _parse_rules])
+def test_module_never_calls_eval_exec_or_sympify(module: Any) -> None:
+    tree = ast.parse(inspect.getsource(module))
     forbidden = {"eval", "exec", "compile", "sympify", "parse_expr", "S", "__import__"}
     called = set()
     for node in ast.walk(tree):

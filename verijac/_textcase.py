@@ -32,12 +32,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._errors import CaseError, ParseError
+import sympy
 
-if TYPE_CHECKING:
-    from ._case import Case
+from ._case import Case, KnownPoint, array, scalar
+from ._domain import Interval
+from ._errors import CaseError, ParseError, VerijacError
+from ._parse import parse, parse_number
 
 _TOP_KEYS = {
     "name",
@@ -68,8 +70,6 @@ def _require(
 
 
 def _number(value: Any, where: str) -> Any:
-    from ._parse import parse_number
-
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise CaseError(f"{where}: expected a number or a numeric string, got {value!r}")
     try:
@@ -101,8 +101,6 @@ def _strings(data: Mapping[str, Any], key: str, where: str) -> list[str]:
 
 
 def _domain(spec: Any, where: str) -> Any:
-    from ._domain import Interval
-
     if isinstance(spec, str):
         return spec
     if isinstance(spec, list) and len(spec) == 2:
@@ -136,8 +134,6 @@ def _values(value: Any) -> Any:
     if isinstance(value, list):
         return [_values(v) for v in value]
     if isinstance(value, str):
-        from ._parse import parse_number
-
         return parse_number(value)
     return value
 
@@ -161,8 +157,6 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
         ParseError: the text is not valid TOML or an expression is refused.
         CaseError: a key is missing, unknown or of the wrong type, or the case is invalid.
     """
-    from ._errors import VerijacError
-
     try:
         return _case_from_text(text, source)
     except VerijacError as exc:
@@ -172,11 +166,6 @@ def case_from_text(text: str, *, source: str = "<text>") -> Case:
 
 
 def _case_from_text(text: str, source: str) -> Case:
-    import sympy
-
-    from ._case import Case, KnownPoint, array, scalar
-    from ._parse import parse
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

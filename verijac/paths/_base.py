@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._errors import UnknownPathError, UsageError
 from .._kinds import KINDS
+from .._layout import Layout, ranges
+from .._layout import Shape as Shape
+from .._layout import size as _size
 
 if TYPE_CHECKING:
     import torch
-
-Shape = tuple[int, ...]
 
 FAMILIES = ("reverse", "forward", "functional", "func", "higher-order", "compiled", "contract")
 #: The result kinds a path may compute (`verijac._kinds.KINDS`).
@@ -114,11 +115,21 @@ class Problem:
 
     @property
     def n(self) -> int:
-        return sum(_size(s) for s in self.in_shapes)
+        return self.layout.n
 
     @property
     def m(self) -> int:
-        return sum(_size(s) for s in self.out_shapes)
+        return self.layout.m
+
+    @property
+    def layout(self) -> Layout:
+        """Where each output and input lies in the flat layout, and how torch nests blocks."""
+        return Layout(
+            self.out_shapes,
+            self.in_shapes,
+            tuple_outputs=self.tuple_outputs,
+            tuple_inputs=self.tuple_inputs,
+        )
 
     @property
     def scalar_output(self) -> bool:
@@ -151,46 +162,24 @@ class Problem:
     def flat_jacobian(self, nested: Any) -> torch.Tensor:
         """A Jacobian nested like torch.autograd.functional.jacobian → ``(N, m, n)``
         (`flat_jacobian` with this problem's shapes)."""
-        return flat_jacobian(
-            nested,
-            self.out_shapes,
-            self.in_shapes,
-            tuple_outputs=self.tuple_outputs,
-            tuple_inputs=self.tuple_inputs,
-        )
+        return _flat(self.layout, nested, 1)
 
     def flat_hessian(self, nested: Any) -> torch.Tensor:
         """A Hessian nested as torch returns it → ``(N, m, n, n)`` (`flat_hessian` with this
         problem's shapes)."""
-        return flat_hessian(
-            nested,
-            self.out_shapes,
-            self.in_shapes,
-            tuple_outputs=self.tuple_outputs,
-            tuple_inputs=self.tuple_inputs,
-        )
+        return _flat(self.layout, nested, 2)
 
     def unbatched(self, i: int) -> tuple[torch.Tensor, ...]:
         """The inputs of point ``i`` without the batch dimension."""
         return tuple(x[i] for x in self.inputs)
 
 
-def _size(shape: Shape) -> int:
-    out = 1
-    for s in shape:
-        out *= s
-    return out
-
-
 def split(flat: torch.Tensor, shapes: Sequence[Shape]) -> tuple[torch.Tensor, ...]:
     """``(*B, total)`` → one tensor per shape, ``(*B, *shape)`` (``B`` may be empty)."""
-    out, pos = [], 0
     lead = tuple(flat.shape[:-1])
-    for s in shapes:
-        k = _size(s)
-        out.append(flat[..., pos : pos + k].reshape((*lead, *s)))
-        pos += k
-    return tuple(out)
+    return tuple(
+        flat[..., r.start : r.stop].reshape((*lead, *s)) for s, r in zip(shapes, ranges(shapes))
+    )
 
 
 def flatten(
@@ -220,19 +209,10 @@ def flat_jacobian(
             only where the function returns / takes a tuple; a block with no batch dimension
             (one point) gets one added.
     """
-    import torch
-
-    rows_o = nested if tuple_outputs else (nested,)
-    rows = []
-    for o_shape, row in zip(out_shapes, rows_o, strict=True):
-        blocks = row if tuple_inputs else (row,)
-        cols = []
-        for i_shape, b in zip(in_shapes, blocks, strict=True):
-            n_lead = b.dim() - len(o_shape) - len(i_shape)
-            b = b.reshape(*b.shape[:n_lead], _size(o_shape), _size(i_shape))
-            cols.append(b.unsqueeze(0) if n_lead == 0 else b)
-        rows.append(torch.cat(cols, dim=-1))
-    return torch.cat(rows, dim=-2)
+    layout = Layout(
+        tuple(out_shapes), tuple(in_shapes), tuple_outputs=tuple_outputs, tuple_inputs=tuple_inputs
+    )
+    return _flat(layout, nested, 1)
 
 
 def flat_hessian(
@@ -249,22 +229,33 @@ def flat_hessian(
     dimension (one point) gets one added. The output level is absent unless the function
     returns a tuple; the input levels are absent unless it takes several tensors.
     """
+    layout = Layout(
+        tuple(out_shapes), tuple(in_shapes), tuple_outputs=tuple_outputs, tuple_inputs=tuple_inputs
+    )
+    return _flat(layout, nested, 2)
+
+
+def _flat(layout: Layout, nested: Any, order: int) -> torch.Tensor:
+    """torch's nesting of derivative ``order`` → the flat ``(N, m, n[, n])`` tensor.
+
+    Raises:
+        ValueError: a level of ``nested`` holds more or fewer blocks than the layout has.
+    """
     import torch
 
-    per_out = nested if tuple_outputs else (nested,)
-    rows = []
-    for o_shape, grid in zip(out_shapes, per_out, strict=True):
-        grid_rows = grid if tuple_inputs else ((grid,),)
-        block_rows = []
-        for i_shape, grow in zip(in_shapes, grid_rows, strict=True):
-            blocks = []
-            for j_shape, b in zip(in_shapes, grow, strict=True):
-                n_lead = b.dim() - len(o_shape) - len(i_shape) - len(j_shape)
-                b = b.reshape((*b.shape[:n_lead], _size(o_shape), _size(i_shape), _size(j_shape)))
-                blocks.append(b.unsqueeze(0) if n_lead == 0 else b)
-            block_rows.append(torch.cat(blocks, dim=-1))
-        rows.append(torch.cat(block_rows, dim=-2))
-    return torch.cat(rows, dim=-3)
+    matrices = []
+    for block, b in zip(layout.blocks(order), layout.leaves(nested, order)):
+        n_lead = b.dim() - len(block.shape)
+        b = b.reshape((*b.shape[:n_lead], *block.sizes))
+        matrices.append(b.unsqueeze(0) if n_lead == 0 else b)
+
+    def joined(grid: Any, depth: int) -> torch.Tensor:
+        if depth == 0:
+            return grid
+        return torch.cat([joined(g, depth - 1) for g in grid], dim=-depth)
+
+    # [output][input]…: the innermost level joins along the last axis, the outputs along -order-1.
+    return joined(layout.grid(matrices, order), order + 1)
 
 
 @dataclass(frozen=True)
