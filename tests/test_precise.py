@@ -246,3 +246,23 @@ def test_roundoff_noise_in_a_zero_entry_does_not_make_a_row_suspect() -> None:
     # A single entry is measured against itself: sin(x)/x's removable singularity still shows.
     alone = torch.tensor([[1e-17]], dtype=torch.float64)
     assert suspect_rows(alone, [torch.tensor([[3e-17]], dtype=torch.float64)]).tolist() == [True]
+
+
+def test_a_jump_far_below_the_checked_dtype_is_not_settled_again() -> None:
+    """A float64 value that moves in its ninth digit is settled for a float64 check and kept
+    for a float32 one (a tenth of float32's epsilon), where it is exact enough; a jump that a
+    float32 check could see, and NaN, are settled for both."""
+    from verijac._reference import SUSPECT_RTOL, _Reference, suspect_rows
+
+    value = torch.tensor([[1.0], [1.0], [float("nan")]], dtype=torch.float64)
+    moved = torch.tensor([[1.0 + 3e-9], [1.0 + 1e-6], [1.0]], dtype=torch.float64)
+    f32 = max(SUSPECT_RTOL, torch.finfo(torch.float32).eps / 10)
+    assert suspect_rows(value, [moved]).tolist() == [True, True, True]
+    assert suspect_rows(value, [moved], f32).tolist() == [False, True, True]
+    from verijac import Case, scalar
+
+    x = scalar("x")
+    case = Case("rel_rtol", {"x": x}, x**2, {"x": (-1, 1)})
+    problem = None  # the threshold depends on the dtype alone
+    assert _Reference(case, problem, torch.float64, 0).suspect_rtol == SUSPECT_RTOL  # type: ignore[arg-type]
+    assert _Reference(case, problem, torch.float32, 0).suspect_rtol == f32  # type: ignore[arg-type]

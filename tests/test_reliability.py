@@ -249,6 +249,42 @@ def test_the_reference_is_exact_at_and_near_a_removable_singularity() -> None:
     ).any()
 
 
+def test_every_row_float64_cannot_evaluate_is_settled_however_many() -> None:
+    """A merged chunk can hold more rows at an exact special value (0/0 in float64) than the
+    cap on settled finite rows: each of them gets its limit, none is left NaN (which read as
+    a defect of the case at the 65th such row)."""
+    from verijac._reference import SETTLE_ROWS, exact_hessian, exact_jacobian
+
+    x = verijac.scalar("x")
+    case = verijac.Case("rel_sinc_many", {"x": x}, sympy.sin(x) / x, {"x": (-3, 3)})
+    at = torch.zeros(3 * SETTLE_ROWS, dtype=torch.float64)
+    at[::3] = 0.5
+    jac = exact_jacobian(case, (at,)).flatten()
+    hess = exact_hessian(case, (at,)).flatten()
+    assert torch.isfinite(jac).all() and torch.isfinite(hess).all()
+    assert (jac[at == 0] == 0).all()
+    assert torch.allclose(hess[at == 0], torch.tensor(-1 / 3, dtype=torch.float64), rtol=1e-15)
+
+
+def test_a_row_at_an_exact_zero_beside_a_tiny_coordinate_is_settled() -> None:
+    """float64 gives 0/0 at u = (0, 2.2e-308, -1.68), t = (1, 0, 0) (a zero of the SymPy form,
+    not of the angle, which is smooth there); its limit moves each coordinate relative to its
+    own size, so the tiny one stays tiny and the limit settles. A row mpmath cannot settle
+    leaves the others in its evaluation settled (it used to leave all of them NaN: a
+    "case defect" on the shipped geometry_angle_between)."""
+    from verijac._reference import exact_hessian
+
+    case = verijac.get_case("geometry_angle_between")
+    u = torch.tensor(
+        [[0.0, 2.2250738585072014e-308, -1.68], [1e-9, 1e-9, -1.68]], dtype=torch.float64
+    )
+    t = torch.tensor([[1.0, 0.0, 0.0]] * 2, dtype=torch.float64)
+    assert not torch.isfinite(case.torch_hessian()(u, t)[0][0][0]).all()  # float64 alone
+    hess = exact_hessian(case, (u, t))
+    assert torch.isfinite(hess).all()
+    assert (hess[0] - hess[1]).abs().max() < 1e-8  # 1e-9 away: the same Hessian to O(1e-9)
+
+
 def test_a_torch_defect_at_a_removable_singularity_is_checked_not_excluded() -> None:
     """torch.sinc's double backward is NaN at 0 and 0 near it: a failure (here a known torch
     defect of the shipped case), never "case defect: reference is NaN"."""

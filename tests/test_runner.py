@@ -125,6 +125,39 @@ def test_unbatched_path_gets_a_few_points() -> None:
     assert by["t.vjp"].points == 2 * 32
 
 
+def test_costly_paths_see_their_share_of_points() -> None:
+    """A second-order path and a tracing path see the profile's ``costly_points`` (the first
+    chunks), a wide case's second-order path fewer but at least the per-point share, and a
+    first-order path every point drawn; a planted second-order error is still caught."""
+    from verijac._evaluate import COSTLY_WORK, _point_cap
+
+    x = scalar("x")
+    case = Case("t_costly", {"x": x}, sympy.sin(x) ** 2, {"x": (-2, 2)})
+    traced = dataclasses.replace(VJP, name="t.traced", traces=True)
+    report = run(
+        [case],
+        paths=[VJP, HVP, traced, planted(HVP)],
+        seed=1,
+        dtypes="float64",
+        devices="cpu",
+        max_examples=8,
+        batch_size=256,
+    )
+    by = {r.path: r for r in report.records}
+    assert by["t.vjp"].points == 8 * 256
+    assert by["t.hvp"].points == by["t.traced"].points == 1024  # dev's costly_points
+    assert by["t.hvp"].status == "pass"
+    assert by["t.hvp.planted"].status == "mismatch"
+    # 36 outputs × 12 inputs: 15,552 evaluations per point, so a quarter of the share.
+    wide = Case("t_wide", {"a": array("a", (12,))}, sympy.Array([0] * 36), {"a": (-1, 1)})
+    assert COSTLY_WORK < 36 * 12 * 36
+    assert _point_cap(HVP, wide, 1024, 40) == 1024 * COSTLY_WORK // (36 * 12 * 36)
+    assert _point_cap(HVP, wide, 64, 40) == 40  # never fewer than a per-point path
+    assert _point_cap(HVP, case, 1024, 40) == 1024
+    assert _point_cap(JAC, wide, 1024, 40) is None
+    assert _point_cap(dataclasses.replace(JAC, batched=False), wide, 1024, 40) == 40
+
+
 def test_unsupported_error_and_behaviour_outcomes() -> None:
     paths = [
         HVP,

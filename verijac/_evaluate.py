@@ -187,14 +187,52 @@ def _evaluate(
     return cmp
 
 
-def _head_rows(heads: Sequence[int], n: int, need: int) -> list[int]:
-    """The rows a per-point path sees: the first `UNBATCHED_POINTS` of each drawn batch (its
-    row 0 is generic, its basis tangent and special values come first), at most ``need``."""
+def _head_rows(
+    heads: Sequence[int], n: int, need: int, per_batch: int = UNBATCHED_POINTS
+) -> list[int]:
+    """The rows a path that sees part of a chunk gets: the first ``per_batch`` of each drawn
+    batch (its row 0 is generic, its basis tangent and special values come first), at most
+    ``need``."""
     bounds = [*heads, n]
     rows: list[int] = []
     for start, end in itertools.pairwise(bounds):
-        rows += range(start, min(start + UNBATCHED_POINTS, end))
+        rows += range(start, min(start + per_batch, end))
     return rows[:need]
+
+
+#: Work per point of a second-order composition, in evaluations of the function
+#: (``m·n·max(m, n)`` for ``m`` output and ``n`` input elements: reverse over reverse runs
+#: ``m·n`` vector-Jacobian products of ``m`` each), up to which it sees all of the profile's
+#: `verijac.strategies.Profile.costly_points`; above it proportionally fewer, never fewer than
+#: a per-point path sees. 16 × 16 × 16: every shipped case but the widest four.
+COSTLY_WORK = 4096
+
+
+def _point_cap(
+    path: AutogradPath, case: Case, costly_points: int, unbatched_points: int
+) -> int | None:
+    """The most points ``path`` sees per case × device × dtype (``None``: every point drawn).
+
+    A path that runs point by point sees ``unbatched_points``; a second-order path and a path
+    that traces the function at every call (``traces``) see ``costly_points``, fewer where a
+    point costs more than `COSTLY_WORK` evaluations. Such paths cost many times a
+    first-order path per point or per call, and they exercise the same torch machinery at
+    every point, so a share of the points says what all of them would.
+    """
+    from ._kinds import get_kind
+
+    if not path.batched:
+        return unbatched_points
+    second = get_kind(path.computes).second_order
+    if not (second or path.traces):
+        return None
+    cap = costly_points
+    if second:
+        m, n = case.n_out, case.n_in
+        work = m * n * max(m, n)
+        if work > COSTLY_WORK:
+            cap = max(unbatched_points, cap * COSTLY_WORK // work)
+    return cap
 
 
 #: The sizes the first chunk of a group is cut into for batched paths (then the rest): one

@@ -12,8 +12,8 @@ float64, the precision doubles until they agree (up to `MAX_DIGITS`, beyond whic
 reported as one the reference cannot settle). An entry that two precisions round to the same
 float64 is, in practice, the correctly rounded value.
 
-The expressions are compiled with SymPy's ``lambdify`` (mpmath printer, dummy argument names,
-common subexpressions shared): code printed from the case's SymPy expressions, never from text
+The expressions are compiled with SymPy's ``lambdify`` (mpmath printer, plain argument names,
+repeated subexpressions computed once): code printed from the case's SymPy expressions, never from text
 a user wrote. Function classes defined outside SymPy (a user's, registered with
 `verijac.register_function`) are renamed before printing, so a name that mpmath also uses
 (``sinc``, ``psi``) never picks up mpmath's function; they are evaluated through SymPy's
@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CaseError, UsageError, VerijacError
+from ._trees import rewrite, tree_cse
 
 if TYPE_CHECKING:
     import torch
@@ -114,16 +115,23 @@ def _compile(case: Case, which: str) -> Callable[..., Any]:
             )
             for e in flat
         ]
+    # The inputs renamed to plain identifiers here, by one walk that visits each shared
+    # subtree once: lambdify's own renaming (``dummify``, or any name such as ``x[0]`` that
+    # is not an identifier) substitutes into every expression as a tree, every shared
+    # subexpression again.
+    args = [sympy.Symbol(f"_verijac_x{i}") for i in range(len(case.in_symbols))]
+    plain = dict(zip(case.in_symbols, args, strict=True))
+    flat = rewrite(flat, lambda node, new_args: None if new_args else plain.get(node), "sympy")
     try:
         fn = sympy.lambdify(
-            list(case.in_symbols),
+            args,
             flat,
             modules=[namespace, "mpmath"],
-            dummify=True,
-            # SymPy's canonical ordering and lambdify's search for implemented functions both
-            # walk the derivatives as trees, every shared subexpression again: tens of seconds
-            # for a 6-input, 9-output Hessian. Neither changes the function compiled.
-            cse=_cse_unordered,
+            dummify=False,
+            # SymPy's own CSE searches every pair of sums and products for shared terms and
+            # rebuilds with evaluation (11 s for a 24-input attention Hessian); lambdify's
+            # search for implemented functions walks the trees. Neither changes the values.
+            cse=_shared_subexpressions,
             use_imps=False,
         )
     except Exception as exc:  # e.g. an unevaluated Derivative of an undefined function
@@ -155,10 +163,14 @@ def _function_classes(exprs: Sequence[Any]) -> set[type]:
     return found
 
 
-def _cse_unordered(exprs: Any) -> tuple[Any, Any]:
+def _shared_subexpressions(exprs: Any) -> tuple[Any, Any]:
+    """``sympy.cse``'s result form from `tree_cse` (each repeated subtree named once)."""
+    import itertools
+
     import sympy
 
-    return sympy.cse(exprs, order="none")
+    names = (sympy.Symbol(f"_verijac_c{i}") for i in itertools.count())
+    return tree_cse(list(exprs), lambda: next(names))
 
 
 def _through_evalf(case: Case, cls: type) -> Callable[..., Any]:
@@ -192,6 +204,26 @@ def _leaves(nested: Any) -> Any:
 def _evaluate(
     case: Case, which: str, inputs: Sequence[torch.Tensor], digits: int, shape: tuple[int, ...]
 ) -> torch.Tensor:
+    """The derivative ``which`` at each point of ``inputs``, correctly rounded to float64.
+
+    Raises:
+        CaseError: at a point where it does not settle below `MAX_DIGITS`.
+    """
+    values, _ = settle(case, which, inputs, digits, shape, strict=True)
+    return values
+
+
+def settle(
+    case: Case,
+    which: str,
+    inputs: Sequence[torch.Tensor],
+    digits: int,
+    shape: Sequence[int],
+    *,
+    strict: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, settled)``: `_evaluate` point by point, where ``settled`` (``(N,)`` bool)
+    marks the points whose value settled; the others are NaN (``strict``: a `CaseError`)."""
     import mpmath
     import torch
 
@@ -201,7 +233,8 @@ def _evaluate(
         [x.detach().to("cpu", torch.float64).reshape(n_points, -1) for x in inputs], dim=1
     ).tolist()
     count = math.prod(shape)
-    out = []
+    out: list[list[float]] = []
+    settled: list[bool] = []
     with _LOCK:
         fn = _compile(case, which)
         for row in rows:
@@ -213,13 +246,17 @@ def _evaluate(
                     break
                 found, prec = finer, 2 * prec
                 if prec > MAX_DIGITS:
-                    raise CaseError(
-                        f"case {case.name!r}: the mpmath reference of its {which} at {row} "
-                        f"changes between {prec // 2} and {prec} digits (severe cancellation); "
-                        "use the float64 reference (reference_digits=None)"
-                    )
-            out.append(found)
-    return torch.tensor(out, dtype=torch.float64).reshape(n_points, *shape).to(dev)
+                    break
+            if prec > MAX_DIGITS and strict:
+                raise CaseError(
+                    f"case {case.name!r}: the mpmath reference of its {which} at {row} "
+                    f"changes between {prec // 2} and {prec} digits (severe cancellation); "
+                    "use the float64 reference (reference_digits=None)"
+                )
+            settled.append(prec <= MAX_DIGITS)
+            out.append(found if settled[-1] else [math.nan] * count)
+    values = torch.tensor(out, dtype=torch.float64).reshape(n_points, *shape).to(dev)
+    return values, torch.tensor(settled, dtype=torch.bool, device=dev)
 
 
 def _rounded(fn: Callable[..., Any], args: list[Any], digits: int, count: int) -> list[float]:
@@ -243,9 +280,14 @@ def _rounded(fn: Callable[..., Any], args: list[Any], digits: int, count: int) -
         # A quarter of the digits: the expression may cancel like 1/h**3 there, and the
         # doubling of digits shrinks h with it, so the mean converges like h**2.
         h = mpmath.mpf(10) ** (-(digits // 4))
+        # Each coordinate moves relative to itself; a zero one relative to the row's smallest
+        # nonzero magnitude (at most 1): a step of h absolute would move a coordinate of
+        # 1e-308 by orders of magnitude, to another point, and the limit would never settle.
+        zero = min([abs(a) for a in args if a] + [mpmath.mpf(1)])
+        steps = [h * (abs(a) if a else zero) for a in args]
         try:
-            up = [_to_float(v) for v in fn(*[a + h * max(abs(a), 1) for a in args])]
-            down = [_to_float(v) for v in fn(*[a - h * max(abs(a), 1) for a in args])]
+            up = [_to_float(v) for v in fn(*[a + s for a, s in zip(args, steps, strict=True)])]
+            down = [_to_float(v) for v in fn(*[a - s for a, s in zip(args, steps, strict=True)])]
         except VerijacError:
             raise
         except (ZeroDivisionError, ValueError, OverflowError):

@@ -130,7 +130,11 @@ def exact_values(case: Case, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def exact_jacobian(
-    case: Case, inputs: Sequence[torch.Tensor], digits: int | None = None
+    case: Case,
+    inputs: Sequence[torch.Tensor],
+    digits: int | None = None,
+    *,
+    suspect_rtol: float = 1e-9,
 ) -> torch.Tensor:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`).
@@ -149,6 +153,7 @@ def exact_jacobian(
         _f64(inputs),
         lambda at: _generated_jacobian(case, at),
         lambda at: exact_values(case, at),
+        suspect_rtol,
     )
 
 
@@ -163,7 +168,8 @@ def _generated_jacobian(case: Case, at: Sequence[torch.Tensor]) -> torch.Tensor:
     )
 
 
-#: At most this many rows of one evaluation are settled with mpmath (the rest stay float64).
+#: At most this many finite suspect rows of one evaluation are settled with mpmath (the rest
+#: stay float64); rows float64 gives as NaN/inf are always settled.
 SETTLE_ROWS = 64
 #: Digits of the mpmath evaluation of suspect rows.
 SETTLE_DIGITS = 30
@@ -181,9 +187,12 @@ FD_STEP = 1e-6
 FD_RTOL = 1e-3
 
 
-def suspect_rows(value: torch.Tensor, moved: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Rows ``(N,)`` of ``value`` that are not finite, or change by more than `SUSPECT_RTOL`
-    relative in some entry between ``value`` and the evaluations at moved points.
+def suspect_rows(
+    value: torch.Tensor, moved: Sequence[torch.Tensor], rtol: float | None = None
+) -> torch.Tensor:
+    """Rows ``(N,)`` of ``value`` that are not finite, or change by more than ``rtol``
+    (default `SUSPECT_RTOL`) relative in some entry between ``value`` and the evaluations at
+    moved points.
 
     An entry is measured against its own magnitude, but never against less than
     `SUSPECT_FLOOR` of its row's largest: an entry that is zero in truth and roundoff noise in
@@ -192,6 +201,7 @@ def suspect_rows(value: torch.Tensor, moved: Sequence[torch.Tensor]) -> torch.Te
     dtype resolves at that row's scale."""
     import torch
 
+    rtol = SUSPECT_RTOL if rtol is None else rtol
     flat = value.reshape(value.shape[0], -1)
     bad = ~torch.isfinite(flat).all(dim=1)
     finite = torch.where(torch.isfinite(flat), flat.abs(), torch.zeros_like(flat))
@@ -199,7 +209,7 @@ def suspect_rows(value: torch.Tensor, moved: Sequence[torch.Tensor]) -> torch.Te
     scale = torch.maximum(flat.abs(), floor)
     for other in moved:
         diff = (other.reshape(flat.shape) - flat).abs()
-        jump = (diff > SUSPECT_RTOL * scale) & (diff > 1e-300)
+        jump = (diff > rtol * scale) & (diff > 1e-300)
         bad |= (jump | ~torch.isfinite(diff)).any(dim=1)
     return bad
 
@@ -246,9 +256,10 @@ def _settled(
     args: tuple[torch.Tensor, ...],
     evaluate: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    suspect_rtol: float = 1e-9,
 ) -> torch.Tensor:
-    """``evaluate(args)`` with its `suspect_rows` and `inconsistent_rows` evaluated by
-    mpmath (`SETTLE_DIGITS`)."""
+    """``evaluate(args)`` with its `suspect_rows` (jumps beyond ``suspect_rtol``) and
+    `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`)."""
     import torch
 
     value = evaluate(args)
@@ -261,19 +272,26 @@ def _settled(
     )
     u = MOVE_ULPS * torch.finfo(torch.float64).eps
     moved = [evaluate(tuple(x * (1 + s * u) for x in args)) for s in (1, -1)]
-    bad = suspect_rows(value, moved) | inconsistent_rows(value, args, lower)
-    rows = bad.nonzero().flatten()[:SETTLE_ROWS]
+    bad = suspect_rows(value, moved, suspect_rtol) | inconsistent_rows(value, args, lower)
+    # Every row float64 could not evaluate (0/0 at an exact special value such as a zero
+    # coordinate), else it would read as a defect of the case; of the finite suspect rows,
+    # the first `SETTLE_ROWS`.
+    finite = torch.isfinite(value.reshape(n_points, -1)).all(dim=1)
+    rows = torch.cat(
+        [(bad & ~finite).nonzero().flatten(), (bad & finite).nonzero().flatten()[:SETTLE_ROWS]]
+    )
     if rows.numel() == 0:
         return value
     from ._errors import CaseError
-    from ._precise import _evaluate
+    from ._precise import settle
 
+    # A row mpmath cannot settle either (a cancellation beyond `MAX_DIGITS`) keeps its
+    # float64 value (the bound's conditioning term covers it); the others are settled.
     try:
-        exact = _evaluate(
-            case, which, [x[rows] for x in args], SETTLE_DIGITS, tuple(value.shape[1:])
-        )
-    except CaseError:  # mpmath cannot settle them either: keep float64 (the bound's cond)
+        exact, ok = settle(case, which, [x[rows] for x in args], SETTLE_DIGITS, value.shape[1:])
+    except CaseError:  # mpmath cannot evaluate the case at all: keep float64
         return value
+    rows, exact = rows[ok.to(rows.device)], exact[ok]
     rows = rows.to(value.device)
     exact = exact.to(value.device)
     # mpmath's NaN where float64 has ±inf is a pole seen from both sides: keep the inf.
@@ -285,7 +303,11 @@ def _settled(
 
 
 def exact_hessian(
-    case: Case, inputs: Sequence[torch.Tensor], digits: int | None = None
+    case: Case,
+    inputs: Sequence[torch.Tensor],
+    digits: int | None = None,
+    *,
+    suspect_rtol: float = 1e-9,
 ) -> torch.Tensor:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``
     and suspect rows: as in `exact_jacobian`)."""
@@ -304,7 +326,12 @@ def exact_hessian(
         )
 
     return _settled(
-        case, "hessian", _f64(inputs), evaluate, lambda at: _generated_jacobian(case, at)
+        case,
+        "hessian",
+        _f64(inputs),
+        evaluate,
+        lambda at: _generated_jacobian(case, at),
+        suspect_rtol,
     )
 
 
@@ -355,11 +382,32 @@ class _Reference:
 
     @property
     def jac(self) -> torch.Tensor:
-        return self._once("jac", lambda: exact_jacobian(self.case, self.inputs, self.digits))
+        return self._once(
+            "jac",
+            lambda: exact_jacobian(
+                self.case, self.inputs, self.digits, suspect_rtol=self.suspect_rtol
+            ),
+        )
 
     @property
     def hess(self) -> torch.Tensor:
-        return self._once("hess", lambda: exact_hessian(self.case, self.inputs, self.digits))
+        return self._once(
+            "hess",
+            lambda: exact_hessian(
+                self.case, self.inputs, self.digits, suspect_rtol=self.suspect_rtol
+            ),
+        )
+
+    @property
+    def suspect_rtol(self) -> float:
+        """The jump that sends a float64 row to mpmath (`suspect_rows`) when checking
+        `dtype`: `SUSPECT_RTOL` (1 % of float64's rtol), or a tenth of the checked dtype's
+        epsilon where that is larger. A float64 value uncertain in its ninth digit is exact
+        for a float32 check (1.2e-8 against float32's 1.2e-7 rounding) and is not settled
+        again there."""
+        import torch
+
+        return max(SUSPECT_RTOL, torch.finfo(self.dtype).eps / 10)
 
     def _once(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` cached under ``key``; an exception is cached too and raised again,

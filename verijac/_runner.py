@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InternalError, UsageError, VerijacError
 from ._evaluate import (
     MIN_PATH_SECONDS,
-    MORE_PIECES_FROM,
+    UNBATCHED_POINTS,
     _evaluate,
     _exception_outcome,
     _head_rows,
     _op_kinds,
     _pieces,
+    _point_cap,
     _problem,
     _unmet,
 )
@@ -103,56 +104,82 @@ def _batch(group: _Group, batch: Batch, heads: Sequence[int] = (0,)) -> None:
     ref = _Reference(
         group.case, full, group.tdtype, opts.seed + group.chunks, opts.reference_digits
     )
-    second = any(get_kind(s.path.computes).second_order for s in group.active)
-    try:
-        defect, row = ref.defect(second)
-    except InternalError as exc:  # verijac's own fault, said so: never blamed on the case
-        defect, row = str(exc), 0
-    except Exception as exc:  # the generated reference itself failed: a defect of the case
-        defect, row = f"case defect: the exact reference raised {type(exc).__name__}: {exc}", 0
+    # Which paths run on which points of this chunk: all of them, or the head rows of each
+    # drawn batch for a path with a cap on its points (`_point_cap`) that this chunk exceeds.
+    plan: list[tuple[_PathState, list[int] | None]] = []
+    for state in group.active:
+        cap = _point_cap(state.path, group.case, opts.costly_points, opts.unbatched_points)
+        if cap is None:
+            plan.append((state, None))
+            continue
+        need = cap - state.points
+        if need <= 0:
+            continue  # the path has had its share of points in this group
+        per_batch = UNBATCHED_POINTS if not state.path.batched else -(-need // len(heads))
+        head = _head_rows(heads, full.N, need, per_batch)
+        plan.append((state, None if len(head) == full.N else head))
+    if not plan:
+        raise _Stop
+    # The chunk's Hessian only where a second-order path runs on the whole chunk (a path on
+    # some rows gets them checked with their own reference).
+    second = any(get_kind(s.path.computes).second_order and r is None for s, r in plan)
+    defect, row = _defect(ref, second)
     if defect:
         for s in group.active:
             s.finish("error", defect, point=_point_dict(group.case, inputs, row))
         raise _Stop
-    small: dict[int, _Reference] = {}
+    small: dict[tuple[int, ...], _Reference] = {}
     # The first chunk goes through each batched path in pieces (`PIECES`: one row, and 2
     # and 7 rows in larger profiles, then the rest): a defect that depends on the batch size
     # (a rule that broadcasts against the batch, a kernel that is wrong for one row) shows
     # against the same truth.
     parts = _pieces(group, inputs, batch, ref)
-    for state in group.active:
+    for state, rows in plan:
         raise_if_interrupted()
         if opts.deadline is not None:
             state.timeout = max(opts.deadline - time.perf_counter(), MIN_PATH_SECONDS)
         refs = [ref]
-        if not state.path.batched:
-            need = opts.unbatched_points - state.points
-            if need <= 0:
-                continue  # a per-point path has had its share of points in this group
-            rows = _head_rows(heads, full.N, need)
-            if len(rows) < full.N:
-                if need not in small:
-                    problem = _problem(
-                        group,
-                        [x[rows] for x in inputs],
-                        batch.tangents[rows],
-                        batch.cotangents[rows],
-                    )
-                    small[need] = _Reference(
-                        group.case, problem, group.tdtype, ref.seed, ref.digits
-                    )
-                refs = [small[need]]
-        elif parts is not None:
-            # A path that traces at every call pays a trace per piece: in quick profiles it
-            # runs on the whole chunk (the bulk piece and the rows cut from it, together).
-            refs = [ref] if state.path.traces and opts.max_examples < MORE_PIECES_FROM else parts
+        if rows is not None:
+            key = tuple(rows)
+            if key not in small:
+                problem = _problem(
+                    group,
+                    [x[rows] for x in inputs],
+                    batch.tangents[rows],
+                    batch.cotangents[rows],
+                )
+                small[key] = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
+            sref = small[key]
+            if get_kind(state.path.computes).second_order:
+                defect, row = _defect(sref, True)
+                if defect:
+                    state.finish("error", defect, point=_point_dict(group.case, sref.inputs, row))
+                    continue
+            refs = [sref]
+        elif parts is not None and state.path.batched:
+            # A path that traces at every call pays a trace per piece: it runs on the whole
+            # chunk (the bulk piece and the rows cut from it, together).
+            refs = [ref] if state.path.traces else parts
         for k, sref in enumerate(refs):  # the bulk first: a piece is named only if it alone fails
             if not _check_on(state, group, sref, split=k > 0):
                 break
     if not group.active or all(
-        not s.path.batched and s.points >= opts.unbatched_points for s in group.active
+        (cap := _point_cap(s.path, group.case, opts.costly_points, opts.unbatched_points))
+        is not None
+        and s.points >= cap
+        for s in group.active
     ):
         raise _Stop
+
+
+def _defect(ref: _Reference, second_order: bool) -> tuple[str, int]:
+    """`_Reference.defect`, with a failure of the reference itself said as what it is."""
+    try:
+        return ref.defect(second_order)
+    except InternalError as exc:  # verijac's own fault, said so: never blamed on the case
+        return str(exc), 0
+    except Exception as exc:  # the generated reference itself failed: a defect of the case
+        return f"case defect: the exact reference raised {type(exc).__name__}: {exc}", 0
 
 
 #: Hypothesis draws a group's batches one at a time; the paths run on chunks of them merged,
@@ -415,6 +442,7 @@ def run(
         max_examples=_positive_int("max_examples", max_examples) or prof.max_examples,
         batch_size=opts_batch,
         unbatched_points=prof.unbatched_points,
+        costly_points=prof.costly_points,
         profile=profile or "dev",
         pointwise=bool(pointwise),
         require=req,

@@ -27,6 +27,8 @@ class _Options:
     max_examples: int
     batch_size: int
     unbatched_points: int
+    #: Points a second-order or tracing path sees (`verijac._evaluate._point_cap`).
+    costly_points: int
     profile: str
     pointwise: bool
     require: frozenset[str]

@@ -67,20 +67,38 @@ class Profile:
             Such a path costs a Python-level call per point, and it exercises the same torch
             machinery at every point, so a few points say what a thousand would.
         description: one line for listings.
+        costly_points: points a second-order path or a path that traces the function at
+            every call sees per case × device × dtype (fewer for the widest cases; see
+            `verijac._evaluate._point_cap`): the first chunks of the drawn batches.
     """
 
     max_examples: int
     batch_size: int
     description: str
     unbatched_points: int = 16
+    costly_points: int = 1024
 
 
 #: The verijac profiles. Each is also registered with Hypothesis as ``verijac-<name>``
 #: (prefixed so that a project's own ``ci`` profile is never overwritten).
 PROFILES: dict[str, Profile] = {
-    "ci": Profile(4, 64, "quick: 4 batches of 64 points (8 for per-point paths)", 8),
-    "dev": Profile(20, 256, "default: 20 batches of 256 points (40 for per-point paths)", 40),
-    "thorough": Profile(200, 1024, "200 batches of 1024 points (400 for per-point paths)", 400),
+    "ci": Profile(4, 64, "quick: 4 batches of 64 points (8 for per-point paths)", 8, 256),
+    "dev": Profile(
+        20,
+        256,
+        "default: 20 batches of 256 points (40 for per-point paths, 1024 for second-order "
+        "and tracing paths)",
+        40,
+        1024,
+    ),
+    "thorough": Profile(
+        200,
+        1024,
+        "200 batches of 1024 points (400 for per-point paths, 8192 for second-order and "
+        "tracing paths)",
+        400,
+        8192,
+    ),
 }
 DEFAULT_PROFILE = "dev"
 
