@@ -309,3 +309,38 @@ def test_the_defects_command_lists_and_prints_the_page(capsys: pytest.CaptureFix
     assert capsys.readouterr().out == markdown(list_defects())
     assert main(["defects", "--file", "/nonexistent.toml"]) == 2
     assert "cannot read torch-defects file" in capsys.readouterr().err
+
+
+def test_the_audit_names_the_parts_of_an_entry_where_the_defect_never_showed(
+    tmp_path: Path,
+) -> None:
+    """An entry wider than its defect would take a new defect for the known one: the audit
+    lists the paths and cases it covered where every record was xpass, across runs."""
+    from verijac import Record, Report
+    from verijac._cli import main
+    from verijac._defect_audit import audit
+
+    def rec(path: str, case: str, status: str, known: str = "torch defect det-x") -> Record:
+        return Record(
+            case=case, path=path, family="func", computes="jacobian", device="cpu",
+            dtype="float64", status=status, points=8, seed=1, known=known,
+        )  # fmt: skip
+
+    one = Report([rec("func.vmap_jacfwd", "det_2", "xfail"), rec("func.jvp", "det_2", "xpass")])
+    two = Report(
+        [
+            rec("func.vmap_jacfwd", "solve_tri", "xpass"),
+            rec("func.jvp", "det_3", "xpass"),
+            rec("func.vmap_jacfwd", "det_3", "xfail"),
+            rec("func.jvp", "det_3", "pass", known=""),
+        ]
+    )
+    found = {(u.entry, u.axis): u for u in audit([one, two])}
+    assert found["det-x", "path"].names == ("func.jvp",)
+    assert found["det-x", "path"].records == 2 and found["det-x", "path"].shown == 2
+    assert found["det-x", "case"].names == ("solve_tri",)
+    assert audit([one]) and not [u for u in audit([one]) if u.axis == "case"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    one.write_json(str(a))
+    two.write_json(str(b))
+    assert main(["defects", "--audit", str(a), str(b)]) == 0

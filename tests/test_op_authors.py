@@ -72,6 +72,21 @@ def test_the_report_says_what_was_not_verified_and_how_to_add_it() -> None:
     assert "not verified (unsupported):" in str(report)
 
 
+def test_a_requirement_of_the_case_is_not_called_a_missing_capability() -> None:
+    """``func.vmap_grad`` on a case with several outputs is unsupported because of the case's
+    shape; the path's name holds "vmap", which once read as "no vmap support: add a vmap
+    staticmethod" for torch.linalg.inv."""
+    from verijac import Record, Report
+
+    base = {"case": "c", "family": "func", "computes": "gradient", "device": "cpu"}
+    base |= {"dtype": "float64", "points": 0, "seed": 1}
+    reason = "path 'func.vmap_grad' requires a scalar output; case 'c' has 4 output element(s)"
+    report = Report([Record(path="func.vmap_grad", status="unsupported", reason=reason, **base)])
+    (line,) = report.capability_summary()
+    assert "vmap support" not in line and "add a vmap" not in line
+    assert line.startswith("path 'func.vmap_grad' requires a scalar output")
+
+
 def test_cli_exclusion_and_summary(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     from verijac._cli import main
 

@@ -56,6 +56,13 @@ def add_commands(sub: Any) -> None:
         metavar="FILE",
         help="also load this TOML file of [[defect]] entries; repeatable",
     )
+    p.add_argument(
+        "--audit",
+        nargs="+",
+        metavar="RUN.json",
+        help="list, per entry, the paths and cases it covered in these runs where the defect "
+        "never showed (all xpass): candidates for narrowing it",
+    )
     p.set_defaults(func=_cmd_defects)
 
 
@@ -106,7 +113,18 @@ def _cmd_defects(args: argparse.Namespace) -> int:
     for f in args.file:
         load_defect_file(f)
     defects = list_defects()
-    if args.markdown:
+    if args.audit:
+        from ._defect_audit import audit
+        from ._runfile import load_run
+
+        found = audit([load_run(r) for r in args.audit])
+        for item in found:
+            print(item.line())
+        print(
+            f"verijac defects --audit: {len(args.audit)} run(s), "
+            f"{len({u.entry for u in found})} entr(ies) with parts that never showed"
+        )
+    elif args.markdown:
         sys.stdout.write(markdown(defects))
     elif args.json:
         rows = [
