@@ -361,3 +361,31 @@ def test_a_cone_point_is_nan_of_the_right_shape_not_a_crash() -> None:
     zero = torch.zeros(1, dtype=torch.float64)
     jac = precise_jacobian(cone, (zero, zero), 30)
     assert jac.shape == (1, 1, 2) and torch.isnan(jac).all()
+
+
+def test_float32_svdvals_hessian_at_a_near_tie_with_tiny_off_diagonals_is_not_a_mismatch() -> None:
+    """At A = [[2.75, 1.2e-38], [1e-6, -2.83]] (singular values 0.08 apart, off-diagonals at
+    float32's roundoff of the matrix) float32's SVD is exact for A moved normwise, which
+    moves a Hessian entry of 7e-5 by about its own size: torch's 0 there is right in float32.
+    The bound says so (one move per input element, normwise for linear algebra), and a 0.1 %
+    error in the Hessian is still caught at the same point."""
+    from torch.func import jacfwd
+
+    from verijac._reference import _Reference, make_problem
+    from verijac._tolerances import resolve_tolerance
+    from verijac.paths._common import prepare_forward_ad
+
+    prepare_forward_ad()  # torch's first forward-mode call warns about its own jit use
+    case = verijac.get_case("linalg_svdvals_2x2")
+    a = torch.tensor([[[2.7524796, 1.1754944e-38], [1e-06, -2.8349934]]], dtype=torch.float32)
+    got = jacfwd(jacfwd(torch.linalg.svdvals))(a[0]).reshape(1, 2, 4, 4)
+    tol = resolve_tolerance("float32", order=2)
+    for normwise, ok in ((True, True), (False, False)):
+        ref = _Reference(case, make_problem(case, [a]), torch.float32, 1, None, normwise=normwise)
+        check = ref.bound("hessian", tol)
+        assert check.check(got, cond=ref.cond("hessian")).ok is ok
+    wrong = got.clone()
+    wrong[0, 0, 1, 1] *= 1.001
+    assert not check.check(wrong, cond=ref.cond("hessian")).ok
+    ref = _Reference(case, make_problem(case, [a]), torch.float32, 1, None, normwise=True)
+    assert not ref.bound("hessian", tol).check(wrong, cond=ref.cond("hessian")).ok

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .paths._base import AutogradPath
 
 #: What an op in the function's autograd graph may be (see `op_kinds`).
-OP_KINDS = ("autograd_function", "autograd_function_jvp", "autograd_function_vmap")
+OP_KINDS = ("autograd_function", "autograd_function_jvp", "autograd_function_vmap", "linalg")
 #: Record statuses an entry may turn into ``xfail``.
 SHOWS = ("mismatch", "error")
 _FIELDS = {
@@ -408,6 +408,8 @@ def op_kinds(outputs: Any) -> frozenset[str]:
         if fn is None or id(fn) in seen:
             continue
         seen.add(id(fn))
+        if type(fn).__name__.startswith("Linalg"):  # LinalgSvdBackward0, LinalgInvExBackward0…
+            kinds.add("linalg")
         cls = getattr(fn, "_forward_cls", None)
         if isinstance(cls, type) and issubclass(cls, base):
             kinds.add("autograd_function")

@@ -262,7 +262,9 @@ def _pieces(
         start += size
     for k in (bounds[-1], *bounds[:-1]):  # the rest first, then the small pieces
         problem = _problem(group, [x[k] for x in inputs], batch.tangents[k], batch.cotangents[k])
-        piece = _Reference(group.case, problem, group.tdtype, ref.seed, ref.digits)
+        piece = _Reference(
+            group.case, problem, group.tdtype, ref.seed, ref.digits, normwise=ref.normwise
+        )
         for key in ("jac", "hess"):  # rows of the chunk's reference: not evaluated again
             if key in ref.cache and ref.cache[key][0]:
                 piece.cache[key] = (True, ref.cache[key][1][k])

@@ -168,6 +168,10 @@ def _generated_jacobian(case: Case, at: Sequence[torch.Tensor]) -> torch.Tensor:
     )
 
 
+#: Cases with at most this many input elements get `_Reference.cond` from one move per
+#: element (its first-order worst case); wider ones from two moves with random signs.
+COND_COORDINATES = 64
+
 #: At most this many finite suspect rows of one evaluation are settled with mpmath (the rest
 #: stay float64); rows float64 gives as NaN/inf are always settled.
 SETTLE_ROWS = 64
@@ -375,6 +379,9 @@ class _Reference:
     #: Rows outside the case's domain (``None``: none), never compared: points a path moved
     #: itself, e.g. input 0 of one row with the others of row 0, may leave the domain.
     outside: torch.Tensor | None = None
+    #: Whether the function's graph holds a linear-algebra op (`verijac._defects.op_kinds`
+    #: ``"linalg"``): its roundoff is normwise, see `perturbed`.
+    normwise: bool = False
 
     @property
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -478,7 +485,10 @@ class _Reference:
         return expected(computes, abs_problem, abs_jac, abs_hess)
 
     def cond(self, computes: str) -> torch.Tensor:
-        """How far the exact result moves when the inputs move by `COND_ULPS` roundoffs."""
+        """How far the exact result may move when the inputs move by `COND_ULPS` roundoffs:
+        the sum over input elements of the change each one's move makes (the first-order
+        worst case over the signs), or, for cases of more than `COND_COORDINATES` input
+        elements, the largest change under two moves of every element with random signs."""
         key = ("cond", computes)
         if key not in self.cache:
             import torch
@@ -486,25 +496,65 @@ class _Reference:
             exp = self.exact(computes)
             cond = torch.zeros_like(exp)
             for p in self.perturbed:
-                cond = cond.maximum((p.exact(computes) - exp).abs())
+                change = (p.exact(computes) - exp).abs()
+                cond = cond + change if self.coordinatewise else cond.maximum(change)
             self.cache[key] = torch.nan_to_num(cond, nan=0.0, posinf=0.0)
         return self.cache[key]
 
+    @property
+    def coordinatewise(self) -> bool:
+        """Whether `perturbed` moves one input element at a time (every input batched and at
+        most `COND_COORDINATES` elements per point)."""
+        batched = all(
+            x.dim() == len(v.shape) + 1
+            for x, v in zip(self.inputs, self.case.variables, strict=True)
+        )
+        return batched and self.case.n_in <= COND_COORDINATES
+
     @cached_property
     def perturbed(self) -> list[_Reference]:
-        """The reference at the inputs moved by `COND_ULPS` roundoffs of the path's dtype
-        with random signs, twice."""
+        """The reference at the inputs moved by `COND_ULPS` roundoffs of the path's dtype:
+        one input element at a time (`coordinatewise`), else every element with random signs,
+        twice.
+
+        Each element moves relative to itself; with `normwise`, each element of an array input
+        moves by at least that many roundoffs of the input's largest element at that point. A
+        backward-stable matrix algorithm (an SVD, a factorisation, a solve) is exact for a
+        matrix perturbed *normwise*: a zero or tiny element beside elements of order 1 is as
+        uncertain as they are, and near a tie of singular values that moves a second
+        derivative far more than moving each element relative to itself does. Random signs
+        alone can miss the one combination that matters (two small off-diagonal elements of
+        an SVD moving together): a false float32 mismatch of ``svdvals``' Hessian."""
         import torch
 
         u = torch.finfo(self.dtype).eps / 2 * COND_ULPS
-        gen = torch.Generator().manual_seed(self.seed)
+        sizes = []
+        for x in self.inputs:
+            x64 = x.detach().to(torch.float64)
+            size = x64.abs()
+            if self.normwise and x64.dim() >= 2:  # (N, *shape) of an array input
+                top = size.reshape(size.shape[0], -1).amax(dim=1)
+                size = size.maximum(top.reshape(-1, *[1] * (x64.dim() - 1)))
+            sizes.append((x64, size))
+        moves: list[list[torch.Tensor]] = []
+        if self.coordinatewise:
+            for i, (x64, size) in enumerate(sizes):
+                for k in range(int(x64[0].numel()) if x64.dim() > 1 else 1):
+                    step = torch.zeros_like(x64).reshape(x64.shape[0], -1)
+                    step[:, k] = u
+                    moved = [x for x, _ in sizes]
+                    moved[i] = x64 + step.reshape(x64.shape) * size
+                    moves.append(moved)
+        else:
+            gen = torch.Generator().manual_seed(self.seed)
+            for _ in range(2):
+                moved = []
+                for x64, size in sizes:
+                    signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
+                    moved.append(x64 + signs.to(torch.float64).to(x64.device) * size)
+                moves.append(moved)
         out = []
-        for _ in range(2):
-            moved = []
-            for x in self.inputs:
-                x64 = x.detach().to(torch.float64)
-                signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
-                moved.append(x64 * (1 + signs.to(torch.float64).to(x64.device)))
+        for moved in moves:
             problem = dataclasses.replace(self.problem, inputs=tuple(moved))
             out.append(_Reference(self.case, problem, self.dtype, self.seed, self.digits))
         return out
@@ -525,7 +575,9 @@ class _Reference:
         from .strategies import valid_rows
 
         problem = dataclasses.replace(self.problem, inputs=tuple(inputs))
-        ref = _Reference(self.case, problem, self.dtype, self.seed, self.digits)
+        ref = _Reference(
+            self.case, problem, self.dtype, self.seed, self.digits, normwise=self.normwise
+        )
         inside = valid_rows(self.case, tuple(inputs))
         if not bool(inside.all()):
             ref.outside = ~inside

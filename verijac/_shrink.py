@@ -66,6 +66,7 @@ def _mismatch(
                     group.tdtype,
                     group.opts.seed,
                     group.opts.reference_digits,
+                    normwise="linalg" in group.op_kinds,
                 )
                 got = _evaluate(state, ref)
                 alone = None if got is None else not got.ok
@@ -157,7 +158,12 @@ def _shrink(
         try:
             problem = _problem(group, pts, t, c)
             ref = _Reference(
-                case, problem, group.tdtype, group.opts.seed, group.opts.reference_digits
+                case,
+                problem,
+                group.tdtype,
+                group.opts.seed,
+                group.opts.reference_digits,
+                normwise="linalg" in group.op_kinds,
             )
             if ref.defect(get_kind(state.path.computes).second_order)[0]:
                 return None
