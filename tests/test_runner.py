@@ -145,7 +145,9 @@ def test_costly_paths_see_their_share_of_points() -> None:
     )
     by = {r.path: r for r in report.records}
     assert by["t.vjp"].points == 8 * 256
-    assert by["t.hvp"].points == by["t.traced"].points == 1024  # dev's costly_points
+    from verijac.strategies import PROFILES
+
+    assert by["t.hvp"].points == by["t.traced"].points == PROFILES["dev"].costly_points
     assert by["t.hvp"].status == "pass"
     assert by["t.hvp.planted"].status == "mismatch"
     # 36 outputs × 12 inputs: 15,552 evaluations per point, so a quarter of the share.

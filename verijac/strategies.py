@@ -86,10 +86,10 @@ PROFILES: dict[str, Profile] = {
     "dev": Profile(
         20,
         256,
-        "default: 20 batches of 256 points (40 for per-point paths, 1024 for second-order "
+        "default: 20 batches of 256 points (24 for per-point paths, 512 for second-order "
         "and tracing paths)",
-        40,
-        1024,
+        24,
+        512,
     ),
     "thorough": Profile(
         200,
