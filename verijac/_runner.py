@@ -193,7 +193,9 @@ def _defect(ref: _Reference, second_order: bool) -> tuple[str, int]:
 #: up to this many points, or fewer where the case's exact reference per point is large
 #: (`MERGE_ENTRIES`): the same points in a fraction of the calls, since a path call costs
 #: mostly its fixed overhead (tracing, transforms, autograd bookkeeping) at these sizes.
-MERGE_POINTS = 1024
+#: 2,048 rather than 1,024: the default profile's 5,120 points in 3 calls per path instead of
+#: 5, 270 s instead of 325 s for the 220 shipped cases (docs/benchmarks.md).
+MERGE_POINTS = 2048
 
 #: Entries of the exact reference (Jacobian, and Hessian for second-order paths) one merged
 #: chunk may hold; above it, drawn batches are evaluated one by one as drawn.
