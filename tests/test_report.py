@@ -189,3 +189,14 @@ def test_xfail_and_xpass_do_not_fail_and_are_reported(tmp_path: Path) -> None:
     assert cases[2].find("skipped") is None and cases[2].find("failure") is None
     out = cases[2].find("system-out")
     assert out is not None and (out.text or "").startswith("xpass: known failure did not show")
+
+
+def test_an_error_record_does_not_present_the_passing_points_figures_as_its_error() -> None:
+    """A case defect found in the second chunk leaves the first chunk's errors on the record;
+    they were printed as if they were the error ('abs error 8.9e-16 … 926885 ULP')."""
+    base = {"case": "c", "path": "p", "family": "reverse", "computes": "jacobian"}
+    base |= {"device": "cpu", "dtype": "float64", "points": 1024, "seed": 1}
+    err = Record(status="error", reason="case defect: reference is NaN", max_abs=8.9e-16, **base)
+    assert "before it: abs error" in err.message()
+    bad = Record(status="mismatch", expected=1.0, actual=2.0, max_abs=1.0, **base)
+    assert "before it" not in bad.message() and "  abs error 1" in bad.message()

@@ -148,8 +148,13 @@ class Record:
             rel = _num(self.max_rel)
             if self.expected == 0 and (self.max_abs or 0) > 0 and not self.max_rel:
                 rel = "undefined (the exact value is 0)"
+            # An error ended the check: the figures are those of the points that passed before
+            # it, not the error's.
+            before = (
+                "before it: " if self.status in ("error", "xfail") and self.actual is None else ""
+            )
             lines.append(
-                f"  abs error {_num(self.max_abs)}, rel error {rel}, "
+                f"  {before}abs error {_num(self.max_abs)}, rel error {rel}, "
                 f"{_num(self.max_ulp)} ULP; tolerance rtol={_num(self.rtol)}, atol={_num(self.atol)}{allowed}"
             )
         for w in self.warnings:
