@@ -134,7 +134,7 @@ def exact_jacobian(
     inputs: Sequence[torch.Tensor],
     digits: int | None = None,
     *,
-    suspect_rtol: float = 1e-9,
+    suspect_rtol: float | None = None,
 ) -> torch.Tensor:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`).
@@ -260,10 +260,10 @@ def _settled(
     args: tuple[torch.Tensor, ...],
     evaluate: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
-    suspect_rtol: float = 1e-9,
+    suspect_rtol: float | None = None,
 ) -> torch.Tensor:
-    """``evaluate(args)`` with its `suspect_rows` (jumps beyond ``suspect_rtol``) and
-    `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`)."""
+    """``evaluate(args)`` with its `suspect_rows` (jumps beyond ``suspect_rtol``, default
+    `SUSPECT_RTOL`) and `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`)."""
     import torch
 
     value = evaluate(args)
@@ -311,7 +311,7 @@ def exact_hessian(
     inputs: Sequence[torch.Tensor],
     digits: int | None = None,
     *,
-    suspect_rtol: float = 1e-9,
+    suspect_rtol: float | None = None,
 ) -> torch.Tensor:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``
     and suspect rows: as in `exact_jacobian`)."""
