@@ -94,6 +94,13 @@ def rows(a: sympy.Array) -> list[list[sympy.Expr]]:
     return out
 
 
+def inverse(m: sympy.Matrix) -> sympy.Matrix:
+    """The symbolic inverse adj(M)/det(M): what ``M.inv(method="ADJ")`` returns, without its
+    check that det(M) is not identically zero (``det.equals(0)``, seconds on a 3×3 of symbols;
+    the case's domain keeps the matrix invertible)."""
+    return m.adjugate() / m.det(method="berkowitz")
+
+
 def sq_norm(xs: Sequence[sympy.Expr]) -> sympy.Expr:
     return sympy.Add(*[e**2 for e in xs])
 

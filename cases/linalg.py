@@ -13,6 +13,7 @@ from typing import Any
 
 import sympy
 import torch
+from verijac_cases._blocks import inverse
 
 from verijac import Case, KnownPoint, array
 
@@ -105,7 +106,7 @@ _well_conditioned = _det2 / sympy.Add(*[e**2 for e in sympy.flatten(A2.tolist())
 linalg_inv_2x2 = Case(
     "linalg_inv_2x2",
     inputs={"A": A2},
-    outputs=sympy.Array(sympy.Matrix(A2.tolist()).inv(method="ADJ").tolist()),
+    outputs=sympy.Array(inverse(sympy.Matrix(A2.tolist())).tolist()),
     domain={"A": (-5, 5)},
     # Derivatives of A⁻¹ multiply A⁻¹ twice, so their float32 errors grow like κ(A)²·eps:
     # at κ ≈ 80 they pass the float32 bound by conditioning alone (seen with `verijac check`).
@@ -125,7 +126,7 @@ linalg_inv_2x2 = Case(
     description="the inverse of a 2×2 matrix, det A = 0 excluded (torch.linalg.inv)",
 )
 
-_solve = sympy.Matrix(A2.tolist()).inv(method="ADJ") * sympy.Matrix(list(b2))
+_solve = inverse(sympy.Matrix(A2.tolist())) * sympy.Matrix(list(b2))
 _b0 = [1, 1]
 _x0 = [-1, 1]  # [[1, 2], [3, 4]]⁻¹ [1, 1]
 linalg_solve_2x2 = Case(

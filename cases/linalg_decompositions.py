@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy
 import torch
-from verijac_cases._blocks import grid, rows, sq_norm
+from verijac_cases._blocks import grid, inverse, rows, sq_norm
 
 from verijac import Case, KnownPoint, array, scalar
 
@@ -207,7 +207,7 @@ linalg_cholesky_logdet_3x3 = Case(
     "computes it (torch.linalg.cholesky)",
 )
 
-_X_SPD = S2.inv(method="ADJ") * sympy.Matrix(list(b2))
+_X_SPD = inverse(S2) * sympy.Matrix(list(b2))
 linalg_cholesky_solve_2x2 = Case(
     "linalg_cholesky_solve_2x2",
     inputs={"d": d2, "o": o, "b": b2},
@@ -227,7 +227,7 @@ _LT = sympy.Matrix([[l2[0], 0], [m, l2[1]]])
 linalg_solve_triangular_2x2 = Case(
     "linalg_solve_triangular_2x2",
     inputs={"l": l2, "m": m, "b": b2},
-    outputs=sympy.Array(list(_LT.inv() * sympy.Matrix(list(b2)))),
+    outputs=sympy.Array(list(inverse(_LT) * sympy.Matrix(list(b2)))),
     domain={"l": (0.5, 2), "m": (-1, 1), "b": (-3, 3)},
     known=[
         KnownPoint(
@@ -471,7 +471,7 @@ _gram_det = _AAt.det()
 linalg_pinv_2x3 = Case(
     "linalg_pinv_2x3",
     inputs={"A": A23},
-    outputs=_arr(_mat(A23).T * _AAt.inv(method="ADJ")),
+    outputs=_arr(_mat(A23).T * inverse(_AAt)),
     domain={"A": (-2, 2)},
     # full row rank, κ(A)² = κ(A Aᵀ) kept modest: det(A Aᵀ)/‖A‖⁴_F away from 0
     # Conditioning and scale (‖A‖²_F ≥ 1), as for linalg_lstsq_3x2.
@@ -499,7 +499,7 @@ _AtA = _mat(A32).T * _mat(A32)
 linalg_lstsq_3x2 = Case(
     "linalg_lstsq_3x2",
     inputs={"A": A32, "b": b3},
-    outputs=sympy.Array(list(_AtA.inv(method="ADJ") * _mat(A32).T * sympy.Matrix(list(b3)))),
+    outputs=sympy.Array(list(inverse(_AtA) * _mat(A32).T * sympy.Matrix(list(b3)))),
     domain={"A": (-2, 2), "b": (-3, 3)},
     # Scale-free conditioning (κ ≤ ~4.5) and scale (‖A‖²_F ≥ 1): at ‖A‖ ~ 0.1 the Jacobian's
     # entries span 0.01 to 100, and float32's normwise rounding (~1e-5 there) exceeds the

@@ -242,10 +242,38 @@ def test_roundoff_noise_in_a_zero_entry_does_not_make_a_row_suspect() -> None:
 
     value = torch.tensor([[1.0, 1e-17], [1.0, 1e-3], [2.0, float("nan")]], dtype=torch.float64)
     moved = torch.tensor([[1.0, 3e-17], [1.0, 2e-3], [2.0, 0.0]], dtype=torch.float64)
-    assert suspect_rows(value, [moved]).tolist() == [False, True, True]
+    assert suspect_rows(value, moved, value).tolist() == [False, True, True]
     # A single entry is measured against itself: sin(x)/x's removable singularity still shows.
     alone = torch.tensor([[1e-17]], dtype=torch.float64)
-    assert suspect_rows(alone, [torch.tensor([[3e-17]], dtype=torch.float64)]).tolist() == [True]
+    noisy = torch.tensor([[3e-17]], dtype=torch.float64)
+    assert suspect_rows(alone, noisy, alone).tolist() == [True]
+
+
+def test_a_steep_small_entry_is_not_suspect_but_its_noise_is() -> None:
+    """An entry of 1e-4 of its row's largest that changes by 1e-8 of itself under the moves,
+    the same either way, is smooth, not noise (a one-sided change flagged it); the same entry
+    with noise of that size (the two moves disagree) is suspect."""
+    from verijac._reference import suspect_rows
+
+    value = torch.tensor([[1.0, 1e-4]], dtype=torch.float64)
+    up = torch.tensor([[1.0, 1e-4 + 1e-12]], dtype=torch.float64)
+    down = torch.tensor([[1.0, 1e-4 - 1e-12]], dtype=torch.float64)
+    assert suspect_rows(value, up, down).tolist() == [False]
+    assert suspect_rows(value, up, up).tolist() == [True]
+    assert suspect_rows(value, up, value).tolist() == [True]
+
+
+def test_roundoff_at_float64_resolution_of_the_row_is_not_suspect() -> None:
+    """network_attention's Hessian: an entry zero in truth is noise of ~1e-15 of its row's
+    largest (1.2e-16 beside 0.12), the roundoff of any float64 evaluation of that row; it is
+    not settled with mpmath (it cost seconds per row). Noise of 1e-12 of the row is."""
+    from verijac._reference import suspect_rows
+
+    value = torch.tensor([[0.12, 5e-17]], dtype=torch.float64)
+    down = torch.tensor([[0.12, 5e-17 + 2.5e-16]], dtype=torch.float64)
+    assert suspect_rows(value, value, down).tolist() == [False]
+    down = torch.tensor([[0.12, 2.4e-13]], dtype=torch.float64)
+    assert suspect_rows(value, value, down).tolist() == [True]
 
 
 def test_a_jump_far_below_the_checked_dtype_is_not_settled_again() -> None:
@@ -257,8 +285,8 @@ def test_a_jump_far_below_the_checked_dtype_is_not_settled_again() -> None:
     value = torch.tensor([[1.0], [1.0], [float("nan")]], dtype=torch.float64)
     moved = torch.tensor([[1.0 + 3e-9], [1.0 + 1e-6], [1.0]], dtype=torch.float64)
     f32 = max(SUSPECT_RTOL, torch.finfo(torch.float32).eps / 10)
-    assert suspect_rows(value, [moved]).tolist() == [True, True, True]
-    assert suspect_rows(value, [moved], f32).tolist() == [False, True, True]
+    assert suspect_rows(value, moved, value).tolist() == [True, True, True]
+    assert suspect_rows(value, moved, value, f32).tolist() == [False, True, True]
     from verijac import Case, scalar
 
     x = scalar("x")

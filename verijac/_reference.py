@@ -177,11 +177,17 @@ COND_COORDINATES = 64
 SETTLE_ROWS = 64
 #: Digits of the mpmath evaluation of suspect rows.
 SETTLE_DIGITS = 30
-#: A relative change beyond this when the point moves by `MOVE_ULPS` roundoffs marks a row
-#: whose float64 evaluation cancels (a well-conditioned value moves by ~1e-14).
+#: Roundoff noise beyond this, relative (the second difference of the value under moves of the
+#: point by `MOVE_ULPS` roundoffs either way, `suspect_rows`), marks a row whose float64
+#: evaluation cancels (a well-conditioned value's noise is a few times 1e-16).
 SUSPECT_RTOL = 1e-9
-#: An entry's change is measured against at least this fraction of its row's largest entry.
-SUSPECT_FLOOR = 1e-6
+#: An entry's noise is measured against at least this fraction of its row's largest entry:
+#: with `SUSPECT_RTOL`, noise up to 1e-14 of the row's largest (~45 float64 roundoffs) is
+#: left alone. That is the roundoff any float64 evaluation of the row carries (a Hessian entry
+#: sums dozens of terms of the row's size: the 8-output attention Hessian's zero entries are
+#: noise of 1e-15 of their row), torch's float64 result included, so mpmath would not make
+#: the comparison any closer; a cancellation worth settling loses digits by the million.
+SUSPECT_FLOOR = 1e-5
 MOVE_ULPS = 16
 
 
@@ -192,17 +198,25 @@ FD_RTOL = 1e-3
 
 
 def suspect_rows(
-    value: torch.Tensor, moved: Sequence[torch.Tensor], rtol: float | None = None
+    value: torch.Tensor, up: torch.Tensor, down: torch.Tensor, rtol: float | None = None
 ) -> torch.Tensor:
-    """Rows ``(N,)`` of ``value`` that are not finite, or change by more than ``rtol``
-    (default `SUSPECT_RTOL`) relative in some entry between ``value`` and the evaluations at
-    moved points.
+    """Rows ``(N,)`` of ``value`` that are not finite, or whose roundoff noise exceeds
+    ``rtol`` (default `SUSPECT_RTOL`) relative in some entry, where ``up`` and ``down`` are
+    the evaluations at the point moved by the same few roundoffs either way.
+
+    The noise is the second difference ``|up + down - 2·value| / 2``: the change a smooth
+    value makes under the moves cancels in it (what is left is of the order of the move
+    squared, ~1e-29), while the noise of an evaluation that cancels does not (it differs at
+    every nearby point). A one-sided change would flag an entry that is merely steep beside
+    its own size: a Hessian entry of 1e-6 of its row's largest whose derivative is of the
+    row's size moves by ~4e-15 of the row under the moves, though float64 evaluates it to
+    its last digits.
 
     An entry is measured against its own magnitude, but never against less than
     `SUSPECT_FLOOR` of its row's largest: an entry that is zero in truth and roundoff noise in
-    float64 (an entry of a Hessian whose terms cancel, 1e-17 beside entries of 1) moves by
-    100 % and would flag the row, though its error is far below anything a comparison in any
-    dtype resolves at that row's scale."""
+    float64 (an entry of a Hessian whose terms cancel, 1e-17 beside entries of 1) is 100 %
+    noise and would flag the row, though its error is at float64's own resolution at that
+    row's scale."""
     import torch
 
     rtol = SUSPECT_RTOL if rtol is None else rtol
@@ -211,11 +225,9 @@ def suspect_rows(
     finite = torch.where(torch.isfinite(flat), flat.abs(), torch.zeros_like(flat))
     floor = SUSPECT_FLOOR * finite.amax(dim=1, keepdim=True) if flat.shape[1] else finite
     scale = torch.maximum(flat.abs(), floor)
-    for other in moved:
-        diff = (other.reshape(flat.shape) - flat).abs()
-        jump = (diff > rtol * scale) & (diff > 1e-300)
-        bad |= (jump | ~torch.isfinite(diff)).any(dim=1)
-    return bad
+    noise = (up.reshape(flat.shape) + down.reshape(flat.shape) - 2 * flat).abs() / 2
+    jump = (noise > rtol * scale) & (noise > 1e-300)
+    return bad | (jump | ~torch.isfinite(noise)).any(dim=1)
 
 
 def inconsistent_rows(
@@ -275,8 +287,8 @@ def _settled(
         for x, v in zip(args, case.variables, strict=True)
     )
     u = MOVE_ULPS * torch.finfo(torch.float64).eps
-    moved = [evaluate(tuple(x * (1 + s * u) for x in args)) for s in (1, -1)]
-    bad = suspect_rows(value, moved, suspect_rtol) | inconsistent_rows(value, args, lower)
+    up, down = (evaluate(tuple(x * (1 + s * u) for x in args)) for s in (1, -1))
+    bad = suspect_rows(value, up, down, suspect_rtol) | inconsistent_rows(value, args, lower)
     # Every row float64 could not evaluate (0/0 at an exact special value such as a zero
     # coordinate), else it would read as a defect of the case; of the finite suspect rows,
     # the first `SETTLE_ROWS`.
