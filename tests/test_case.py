@@ -62,6 +62,32 @@ def test_matrix_output_and_known_points_checked() -> None:
     assert case.jacobian().shape == (2, 2)
 
 
+@pytest.mark.parametrize("at", [sympy.Rational(1, 2), sympy.Float("0.5")])
+def test_known_derivatives_are_exact_at_rational_and_float_points(at: sympy.Expr) -> None:
+    """Known Jacobians and Hessians are checked exactly (symengine at a rational point, SymPy
+    at a float one): the true values pass, a value off in its 13th digit is refused."""
+    u, v = verijac.scalar("u"), verijac.scalar("v")
+    out = (sympy.sin(u) * v, sympy.exp(u * v))
+    jac = ((sympy.cos(at) * 2, sympy.sin(at)), (2 * sympy.exp(2 * at), at * sympy.exp(2 * at)))
+    hess = (
+        ((-sympy.sin(at) * 2, sympy.cos(at)), (sympy.cos(at), 0)),
+        (
+            (4 * sympy.exp(2 * at), (1 + 2 * at) * sympy.exp(2 * at)),
+            ((1 + 2 * at) * sympy.exp(2 * at), at**2 * sympy.exp(2 * at)),
+        ),
+    )
+    kw = {"inputs": {"u": u, "v": v}, "outputs": out, "domain": {"u": (-1, 1), "v": (0, 3)}}
+    point = {"u": at, "v": 2}
+    case = Case("c_known_exact", **kw, known=[KnownPoint(at=point, jacobian=jac, hessian=hess)])
+    assert case.derivatives.engine == "symengine"
+    off = ((jac[0][0] * (1 + sympy.Rational(1, 10**10)), jac[0][1]), jac[1])
+    with pytest.raises(CaseError, match=r"jacobian block 0 entry 0 is .* but the expressions give"):
+        Case("c_known_off", **kw, known=[KnownPoint(at=point, jacobian=off)])
+    off_h = (hess[0], ((hess[1][0][0], hess[1][0][1]), (hess[1][1][0], hess[1][1][1] + 1e-9)))
+    with pytest.raises(CaseError, match="hessian block"):
+        Case("c_known_off_h", **kw, known=[KnownPoint(at=point, hessian=off_h)])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "needle"),
     [

@@ -235,9 +235,9 @@ def _point_cap(
     return cap
 
 
-#: The sizes the first chunk of a group is cut into for batched paths (then the rest): one
-#: row; 2 and a prime too when the group draws at least `MORE_PIECES_FROM` batches (each cut
-#: costs every batched path one more call).
+#: The sizes the first chunk of a group is cut into for batched paths (then the rest), where
+#: the profile does not say (`Profile.pieces`): one row; 2 and a prime too when the group
+#: draws at least `MORE_PIECES_FROM` batches (each cut costs every batched path one more call).
 PIECES = (1,)
 
 MORE_PIECES = (1, 2, 7)
@@ -251,7 +251,10 @@ def _pieces(
     """References for this chunk cut into the rest and its pieces (``None``: no cut)."""
     sizes: tuple[int, ...] = ()
     if group.chunks == 1:
-        sizes = MORE_PIECES if group.opts.max_examples >= MORE_PIECES_FROM else PIECES
+        if group.opts.pieces is not None:
+            sizes = group.opts.pieces
+        else:
+            sizes = MORE_PIECES if group.opts.max_examples >= MORE_PIECES_FROM else PIECES
     n = int(inputs[0].shape[0])
     if not sizes or n <= sum(sizes):
         return None

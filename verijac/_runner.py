@@ -463,6 +463,7 @@ def run(
         batch_size=opts_batch,
         unbatched_points=prof.unbatched_points,
         costly_points=prof.costly_points,
+        pieces=prof.pieces,
         profile=profile or "dev",
         pointwise=bool(pointwise),
         require=req,

@@ -29,6 +29,8 @@ class _Options:
     unbatched_points: int
     #: Points a second-order or tracing path sees (`verijac._evaluate._point_cap`).
     costly_points: int
+    #: `Profile.pieces`: the sizes the first chunk is cut into (``None``: by batch count).
+    pieces: tuple[int, ...] | None
     profile: str
     pointwise: bool
     require: frozenset[str]

@@ -70,6 +70,10 @@ class Profile:
         costly_points: points a second-order path or a path that traces the function at
             every call sees per case × device × dtype (fewer for the widest cases; see
             `verijac._evaluate._point_cap`): the first chunks of the drawn batches.
+        pieces: the sizes the first chunk is cut into for batched paths, besides the rest
+            (`verijac._evaluate._pieces`: a defect that depends on the batch size shows
+            against the same truth); ``None``: one row, and 2 and 7 rows too from 8 batches
+            on. Each piece costs every batched path one more call.
     """
 
     max_examples: int
@@ -77,12 +81,22 @@ class Profile:
     description: str
     unbatched_points: int = 16
     costly_points: int = 1024
+    pieces: tuple[int, ...] | None = None
 
 
 #: The verijac profiles. Each is also registered with Hypothesis as ``verijac-<name>``
 #: (prefixed so that a project's own ``ci`` profile is never overwritten).
 PROFILES: dict[str, Profile] = {
-    "ci": Profile(4, 64, "quick: 4 batches of 64 points (8 for per-point paths)", 8, 256),
+    # ci checks each chunk in one call per path: cutting one row off costs every batched path
+    # a second call, a fifth of the whole run (docs/check.md, "Profiles").
+    "ci": Profile(
+        4,
+        64,
+        "quick: 4 batches of 64 points (8 for per-point paths), one call per path",
+        8,
+        256,
+        pieces=(),
+    ),
     "dev": Profile(
         20,
         256,
