@@ -160,6 +160,27 @@ def test_costly_paths_see_their_share_of_points() -> None:
     assert _point_cap(dataclasses.replace(JAC, batched=False), wide, 1024, 40) == 40
 
 
+def test_ci_checks_each_chunk_in_one_call_and_dev_cuts_one_row_off() -> None:
+    """The ci profile runs a batched path once on its chunk (`Profile.pieces = ()`); without
+    a profile the first chunk also goes through alone as one row, so that a defect at batch
+    size one shows. A path wrong only for one row is caught there and passes in ci."""
+    sizes: list[int] = []
+
+    def vjp(problem: Problem) -> Any:
+        sizes.append(problem.N)
+        out = VJP.run(problem)
+        return out * 2 if problem.N == 1 else out
+
+    seen = AutogradPath("t.sizes", "reverse", "vjp", "autograd.grad", vjp)
+    x = scalar("x")
+    case = Case("t_pieces", {"x": x}, sympy.sin(x), {"x": (-2, 2)})
+    report = run([case], paths=[seen], seed=1, dtypes="float64", devices="cpu", profile="ci")
+    assert sizes == [4 * 64] and report.records[0].status == "pass"
+    sizes.clear()
+    report = run([case], paths=[seen], seed=1, dtypes="float64", **FAST)
+    assert sizes[:2] == [2 * 32 - 1, 1] and report.records[0].status == "mismatch"
+
+
 def test_unsupported_error_and_behaviour_outcomes() -> None:
     paths = [
         HVP,
