@@ -113,6 +113,52 @@ def test_ctrl_c_stops_the_run_with_exit_130_and_a_valid_interrupted_report(tmp_p
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
+_SWALLOWED_CTRL_C = """
+import gc, os, signal, sys
+from verijac import _runner
+from verijac._cli import main
+
+fired = []
+
+
+def callback(phase, info):
+    if phase == "start" and not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # Python code: a signal handler runs here, inside the gc callback
+
+
+original = _runner.case_hash
+
+
+def case_hash(case):  # what the run does between its first line and its first check
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    return original(case)
+
+
+_runner.case_hash = case_hash
+sys.exit(main(["check", "--case", "binary_div", "--profile", "ci", "--seed", "1", "-q",
+               "--no-progress", "--jobs", "1"]))
+"""
+
+
+def test_ctrl_c_right_after_the_first_line_is_not_lost_in_a_gc_callback() -> None:
+    """A Ctrl-C that arrives while a garbage-collection callback runs (Hypothesis installs
+    one; the run hashes its cases there) was raised inside the callback by Python's default
+    handler, printed as ignored, and the run went on to the end (a CI run timed out waiting).
+    The CLI takes Ctrl-C over before its first line: the run stops with exit 130."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED_CTRL_C], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "INTERRUPTED" in proc.stdout
+    assert "Exception ignored" not in proc.stderr
+
+
 def test_an_interrupt_carries_the_partial_report(monkeypatch: pytest.MonkeyPatch) -> None:
     from verijac import _interrupt
 

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ._cli_info import _table
 from ._errors import UsageError
+from ._interrupt import interruptible
 from ._options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -166,11 +167,6 @@ def _execute(
     out = sys.stdout
     digits = getattr(args, "reference_digits", None)
     reference = "" if digits is None else f", reference: mpmath at {digits} digits"
-    print(
-        f"verijac {label}: seed={seed}, {n_cases} case(s), {total} check(s){reference}",
-        file=out,
-        flush=True,
-    )
     progress = _Progress(total, n_cases, enabled=not (args.quiet or args.no_progress))
     done: list[Record] = []
 
@@ -185,7 +181,17 @@ def _execute(
     interrupted = False
     report: Report
     try:
-        report = run(seed, on_record)
+        # Ctrl-C is taken over before the first line: a caller that interrupts once the run
+        # has said it started must not land in Python's default handler, whose
+        # KeyboardInterrupt a garbage-collection callback (Hypothesis installs one) can
+        # swallow while the run hashes its cases; the run then went on to the end.
+        with interruptible():
+            print(
+                f"verijac {label}: seed={seed}, {n_cases} case(s), {total} check(s){reference}",
+                file=out,
+                flush=True,
+            )
+            report = run(seed, on_record)
     except KeyboardInterrupt as exc:
         interrupted = True
         report = getattr(exc, "verijac_report", None) or Report(
