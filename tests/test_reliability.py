@@ -79,6 +79,13 @@ def test_check_op_cli_exits_1_when_the_op_calls_sys_exit(
 
 
 @pytest.mark.slow
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT at its default, whatever the test runner inherited (a
+    job started in the background by a non-interactive shell ignores SIGINT, and a process
+    that starts with SIGINT ignored keeps ignoring it, as the shell intends)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_run_with_exit_130_and_a_valid_interrupted_report(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     proc = subprocess.Popen(
@@ -99,6 +106,7 @@ def test_ctrl_c_stops_the_run_with_exit_130_and_a_valid_interrupted_report(tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_default,
     )
     assert proc.stdout is not None
     proc.stdout.readline()  # the first line: the run has started
@@ -152,7 +160,11 @@ def test_ctrl_c_right_after_the_first_line_is_not_lost_in_a_gc_callback() -> Non
     handler, printed as ignored, and the run went on to the end (a CI run timed out waiting).
     The CLI takes Ctrl-C over before its first line: the run stops with exit 130."""
     proc = subprocess.run(
-        [sys.executable, "-c", _SWALLOWED_CTRL_C], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _SWALLOWED_CTRL_C],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_sigint_default,
     )
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "INTERRUPTED" in proc.stdout
