@@ -294,3 +294,19 @@ def test_a_jump_far_below_the_checked_dtype_is_not_settled_again() -> None:
     problem = None  # the threshold depends on the dtype alone
     assert _Reference(case, problem, torch.float64, 0).suspect_rtol == SUSPECT_RTOL  # type: ignore[arg-type]
     assert _Reference(case, problem, torch.float32, 0).suspect_rtol == f32  # type: ignore[arg-type]
+
+
+def test_the_reference_is_the_same_in_one_call_or_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A point and its moves are evaluated in one call where the results are small, one call
+    each where they are large (`ONE_CALL_ENTRIES`): the same values, the same rows settled."""
+    from verijac import Case, _reference, scalar
+
+    x = scalar("x")
+    case = Case("c_sinc_calls", {"x": x}, sympy.sin(x) / x, {"x": (-2, 2)})
+    at = (torch.tensor([1e-9, 0.5, 1.7, 0.0], dtype=torch.float64),)
+    one = (_reference.exact_jacobian(case, at), _reference.exact_hessian(case, at))
+    monkeypatch.setattr(_reference, "ONE_CALL_ENTRIES", 0)
+    three = (_reference.exact_jacobian(case, at), _reference.exact_hessian(case, at))
+    for a, b in zip(one, three, strict=True):
+        assert torch.equal(a, b)
+    assert float(one[1].flatten()[0]) == pytest.approx(-1 / 3, rel=1e-12)  # settled at 1e-9

@@ -189,6 +189,9 @@ SUSPECT_RTOL = 1e-9
 #: the comparison any closer; a cancellation worth settling loses digits by the million.
 SUSPECT_FLOOR = 1e-5
 MOVE_ULPS = 16
+#: The reference evaluates a point and its moves in one call when the three results hold at
+#: most this many entries together (32 MiB in float64).
+ONE_CALL_ENTRIES = 2**22
 
 
 #: Relative step of the central difference that cross-checks a derivative against the
@@ -288,12 +291,17 @@ def _settled(
         x.expand(n_points, *v.shape) if x.dim() == len(v.shape) else x
         for x, v in zip(args, case.variables, strict=True)
     )
-    # The point and its moves either way in one call (the generated code's cost is mostly
-    # per operation, not per row: a third of the time for a large Hessian).
+    # The point and its moves either way in one call where the result is small (the
+    # generated code's cost is mostly per operation, not per row: a third of the time for a
+    # large Hessian); else one call each, so that memory stays that of one evaluation.
     u = MOVE_ULPS * torch.finfo(torch.float64).eps
-    moved = tuple(torch.cat([x, x * (1 + u), x * (1 - u)]) for x in args)
-    value, up, down = evaluate(moved).split(n_points)
-    value = value.clone()  # not a view that keeps the moved rows alive in the cache
+    per_row = case.n_out * case.n_in * (case.n_in if which == "hessian" else 1)
+    if 3 * n_points * per_row <= ONE_CALL_ENTRIES:
+        moved = tuple(torch.cat([x, x * (1 + u), x * (1 - u)]) for x in args)
+        value, up, down = evaluate(moved).split(n_points)
+        value = value.clone()  # not a view that keeps the moved rows alive in the cache
+    else:
+        value, up, down = (evaluate(tuple(x * (1 + s * u) for x in args)) for s in (0, 1, -1))
     bad = suspect_rows(value, up, down, suspect_rtol) | inconsistent_rows(value, args, lower)
     # Every row float64 could not evaluate (0/0 at an exact special value such as a zero
     # coordinate), else it would read as a defect of the case; of the finite suspect rows,
