@@ -86,6 +86,11 @@ def test_known_derivatives_are_exact_at_rational_and_float_points(at: sympy.Expr
     off_h = (hess[0], ((hess[1][0][0], hess[1][0][1]), (hess[1][1][0], hess[1][1][1] + 1e-9)))
     with pytest.raises(CaseError, match="hessian block"):
         Case("c_known_off_h", **kw, known=[KnownPoint(at=point, hessian=off_h)])
+    # A VJP with cotangent (1, 1): the column sums of the Jacobian.
+    vjp = (jac[0][0] + jac[1][0], jac[0][1] + jac[1][1])
+    Case("c_known_vjp", **kw, known=[KnownPoint(at=point, vjp=[((1, 1), vjp)])])
+    with pytest.raises(CaseError, match="known point vjp entry 1 is"):
+        Case("c_known_vjp_off", **kw, known=[KnownPoint(at=point, vjp=[((1, 1), (vjp[0], 1))])])
 
 
 @pytest.mark.parametrize(

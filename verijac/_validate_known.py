@@ -127,17 +127,25 @@ def check_known(case: Case, point: KnownPoint) -> None:
 
 def _derivative_at(case: Case, order: int, subs: Mapping[sympy.Symbol, sympy.Expr]) -> Any:
     """The exact Jacobian (``order`` 1) or Hessian (2) at the point ``subs``, nested like
-    `Case.jacobian` / `Case.hessian`, its entries exact SymPy numbers (or expressions of them).
+    `Case.jacobian` / `Case.hessian` (entries from `_flat_at`)."""
+    return case._nested(_flat_at(case, order, subs), order)
+
+
+def _flat_at(case: Case, order: int, subs: Mapping[sympy.Symbol, sympy.Expr]) -> list[Any]:
+    """The flat Jacobian ``[out][in]`` (``order`` 1) or Hessian ``[out][in][in]`` (2) at the
+    point ``subs``, its entries exact SymPy numbers (or expressions of them).
 
     Where the derivatives live in symengine and the point is rational, each entry is
     evaluated there (exact rational arithmetic; functions stay unevaluated: sin(1/2)) and only
-    the resulting number is converted to SymPy: converting every entry of the whole
-    derivative to SymPy first was most of the time loading the shipped cases took.
+    the resulting number is converted to SymPy; converting the whole derivative to SymPy
+    first cost most of the known-point checks of the symengine cases. Elsewhere (a float
+    point, a SymPy-only function) the SymPy form is substituted.
     """
     d = case.derivatives
     if d.engine != "symengine" or not all(x.is_Rational for x in subs.values()):
-        flat = d.jacobian_sympy() if order == 1 else d.hessian_sympy()
-        return _substituted(case, flat, order, subs)
+        if order == 1:
+            return [substitute_values(row, subs) for row in d.jacobian_sympy()]
+        return [[substitute_values(row, subs) for row in h] for h in d.hessian_sympy()]
     import symengine
 
     native = {symengine.Symbol(s.name): symengine.sympify(x) for s, x in subs.items()}
@@ -150,19 +158,8 @@ def _derivative_at(case: Case, order: int, subs: Mapping[sympy.Symbol, sympy.Exp
         return hit
 
     if order == 1:
-        values: list[Any] = [[at(e) for e in row] for row in d.jacobian_native]
-    else:
-        values = [[[at(e) for e in row] for row in h] for h in d.hessian_native]
-    return case._nested(values, order)
-
-
-def _substituted(case: Case, flat: list[Any], order: int, subs: Mapping[Any, Any]) -> Any:
-    """``case._nested(flat, order)`` with ``subs`` substituted into every entry."""
-    if order == 1:
-        rows = [substitute_values(row, subs) for row in flat]
-    else:
-        rows = [[substitute_values(row, subs) for row in h] for h in flat]
-    return case._nested(rows, order)
+        return [[at(e) for e in row] for row in d.jacobian_native]
+    return [[[at(e) for e in row] for row in h] for h in d.hessian_native]
 
 
 def _leaves(exact: Any) -> list[Any]:
@@ -196,10 +193,9 @@ def _check_vjp(case: Case, cot: Any, result: Any, subs: Mapping[Any, Any]) -> No
     c_flat: list[Any] = []
     for k, (o, c) in enumerate(zip(case.outputs, cots)):
         c_flat += _flatten(c, o.shape, f"vjp cotangent of output {k}", case.name)
-    jac = case.derivatives.jacobian_sympy()
+    jac = _flat_at(case, 1, subs)
     expected = [
-        sympy.Add(*[c_flat[r] * jac[r][col].xreplace(subs) for r in range(case.n_out)])
-        for col in range(case.n_in)
+        sympy.Add(*[c_flat[r] * jac[r][col] for r in range(case.n_out)]) for col in range(case.n_in)
     ]
     results = _nested(result, case.tuple_inputs, len(case.variables), "vjp result", case.name)
     given: list[Any] = []
