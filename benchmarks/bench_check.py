@@ -12,8 +12,11 @@
     A check has a fixed cost whatever its paths (drawing the batch, the exact Jacobian),
     printed first: beside one cheap path it is most of the time.
 (3) The shipped cases: every case × every path that is not opt-in × CPU × float64 and
-    float32, as the README's main job runs them (``--jobs auto``). Targets on this 2-core
-    machine: ``ci`` profile under 120 s, ``dev`` (``--suite-profile dev``) under 300 s.
+    float32, as the README's main job runs them: the ``verijac check`` command in a fresh
+    process (``--jobs auto``), timed from its start to its exit. Targets on this 2-core
+    machine: ``ci`` profile under 120 s, ``dev`` (``--suite-profile dev``) under 300 s. A
+    speed gauge printed beside it (a fixed ``torch.func.linearize`` trace) says how fast the
+    machine ran at the time: its speed drifts by ±25 % over hours.
 
 Timings are medians of ``--repeat`` runs, the check and the bare calls alternating; the
 overhead is the median of the paired ratios. The machine's load average is printed with them.
@@ -198,18 +201,53 @@ def throughput_and_overhead(n: int, n_gradcheck: int, repeat: int) -> None:
 SUITE_TARGETS = {"ci": 120.0, "dev": 300.0}
 
 
-def suite(profile: str, jobs: int | str) -> None:
-    """The shipped cases on the CPU in float64 and float32, as the README's main job runs
-    them (``verijac check --profile PROFILE``, ``--jobs auto`` by default)."""
-    from verijac._runner import check
+def speed_gauge(repeat: int = 5) -> float:
+    """Milliseconds per `torch.func.linearize` trace of a fixed 20-operation function: this
+    machine's speed varies by ±25 % over hours, and the suite's time moves with it (its
+    largest path is that trace); print both to compare runs measured at different times."""
+    import warnings
 
-    t0 = time.perf_counter()
-    try:
-        report = check(profile=profile, devices="cpu", seed=0, jobs=jobs)
-    except Exception as exc:  # the shipped library may be mid-edit; say so instead of crashing
-        print(f"(3) suite could not run: {type(exc).__name__}: {exc}")
-        return
-    dt = time.perf_counter() - t0
+    def f(x: torch.Tensor) -> torch.Tensor:
+        for _ in range(5):
+            x = torch.sin(x) * x + x.cos() - x * 0.5
+        return x
+
+    x = torch.linspace(0.1, 1.0, 64, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.func.linearize(f, x)
+        return 1e3 * _median(lambda: torch.func.linearize(f, x), repeat)
+
+
+def suite(profile: str, jobs: int | str) -> None:
+    """The shipped cases on the CPU in float64 and float32 as the README's main job runs them:
+    ``verijac check --profile PROFILE`` in a fresh process, timed from its start to its exit
+    (importing torch and loading the cases included), with ``--json`` to read the records."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    from verijac import load_run
+
+    gauge = speed_gauge()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_file = os.path.join(tmp, "run.json")
+        command = [
+            sys.executable, "-m", "verijac", "check", "--profile", profile, "--device", "cpu",
+            "--seed", "0", "--jobs", str(jobs), "--json", run_file, "--quiet", "--no-progress",
+        ]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if not os.path.exists(run_file):
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            print(f"(3) suite could not run (exit {done.returncode}): " + " | ".join(tail))
+            return
+        report = load_run(run_file)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     prof = PROFILES[profile]
     target = SUITE_TARGETS.get(profile)
     by_path: dict[str, float] = {}
@@ -219,14 +257,19 @@ def suite(profile: str, jobs: int | str) -> None:
     slowest = sorted(by_path.items(), key=lambda kv: -kv[1])[:5]
     verdict = f"target < {target:.0f} s ({_status(dt < target)})" if target else "no target"
     print(
-        f"(3) shipped cases × every path × cpu × float64+float32, {profile} profile "
-        f"({prof.max_examples}×{prof.batch_size} points, {prof.unbatched_points} for per-point "
-        f"paths), {report.settings.get('jobs')} job(s) on {os.cpu_count()} CPUs: {dt:.1f} s for "
-        f"{len(report.records)} records, {verdict}; {_load()}"
+        f"(3) `verijac check --profile {profile}` (shipped cases × every path × cpu × "
+        f"float64+float32, {prof.max_examples}×{prof.batch_size} points, "
+        f"{prof.unbatched_points} for per-point paths), {report.settings.get('jobs')} job(s) on "
+        f"{os.cpu_count()} CPUs: {dt:.1f} s from start to exit for {len(report.records)} "
+        f"records, {verdict}; {cpu:.0f} s CPU in all processes; {_load()}"
     )
     print(
         f"    {in_paths:.1f} s inside path calls and comparisons (all jobs); slowest paths: "
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in slowest)
+    )
+    print(
+        f"    machine speed gauge (before the run): {gauge:.1f} ms per linearize trace "
+        "(lower is faster; compare runs at similar gauges)"
     )
     print("    " + report.summary().splitlines()[0])
 

@@ -198,6 +198,11 @@ def test_unlocated_comparison_reports_the_same_errors() -> None:
     bad[7, 1, 2] *= 1.001
     miss = b.check(bad, locate=False)  # a failure is always located
     assert not miss.ok and miss.index == [7, 1, 2] and miss.bad_rows == [7]
+    # ... unless the caller only asks whether it fails (it then widens the bound and asks
+    # again): the same verdict, nothing described.
+    verdict = b.check(bad, locate=False, describe=False)
+    assert not verdict.ok and verdict.index == [] and math.isnan(verdict.max_abs)
+    assert b.check(act, locate=False, describe=False) == quick
 
 
 def test_weights_broadcast_to_the_weighted_sums() -> None:

@@ -310,3 +310,89 @@ def test_the_reference_is_the_same_in_one_call_or_three(monkeypatch: pytest.Monk
     for a, b in zip(one, three, strict=True):
         assert torch.equal(a, b)
     assert float(one[1].flatten()[0]) == pytest.approx(-1 / 3, rel=1e-12)  # settled at 1e-9
+
+
+def test_a_difference_made_of_its_own_roundoff_is_not_inconsistent() -> None:
+    """A derivative that is zero where the function is ~1 (so its central difference is the
+    function's roundoff divided by the step, ~1e-10) is consistent with it; a derivative that
+    rounds to zero where the truth is -1/3 (sin(x)/x's second derivative near 0) is not, nor
+    is a derivative off by 1 % of a difference that is far above that roundoff."""
+    from verijac._reference import inconsistent_rows
+
+    def lower(args: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (x,) = args
+        # 1 + one roundoff of 1 on one side: a flat function evaluated with float64 noise.
+        bump = (x > 0.5).to(torch.float64) * torch.finfo(torch.float64).eps
+        return (1.0 + bump).reshape(-1, 1)
+
+    x = (torch.tensor([0.5], dtype=torch.float64),)
+    assert inconsistent_rows(torch.zeros(1, 1, 1, dtype=torch.float64), x, lower).tolist() == [
+        False
+    ]
+
+    def sinc_slope(args: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (x,) = args  # d/dx sin(x)/x ≈ -x/3 near 0
+        return (-x / 3).reshape(-1, 1)
+
+    small = (torch.tensor([1e-9], dtype=torch.float64),)
+    zero = torch.zeros(1, 1, 1, dtype=torch.float64)
+    assert inconsistent_rows(zero, small, sinc_slope).tolist() == [True]
+    third = torch.full((1, 1, 1), -1 / 3, dtype=torch.float64)
+    assert inconsistent_rows(third, small, sinc_slope).tolist() == [False]
+    assert inconsistent_rows(third * 1.01, small, sinc_slope).tolist() == [True]
+
+
+def test_rows_far_below_atol_are_kept_as_float64_evaluates_them() -> None:
+    """sin(x)/x's second derivative at 1e-9 is cancellation noise in float64 (truth -1/3):
+    settled whatever ``negligible`` is below its size. Scaled by 1e-13, truth -3.3e-14 and
+    float64 noise of ~3e-11: a thousandth of atol 1e-7 would not notice either, so with
+    ``negligible`` = 1e-10 the row keeps float64's value (no mpmath), and with 0 it is
+    settled."""
+    from verijac import Case, _reference, scalar
+
+    x = scalar("x")
+    at = (torch.tensor([1e-9, 0.5], dtype=torch.float64),)
+    sinc = Case("c_sinc_negligible", {"x": x}, sympy.sin(x) / x, {"x": (-2, 2)})
+    hess = _reference.exact_hessian(sinc, at, negligible=1e-10).flatten()
+    assert float(hess[0]) == pytest.approx(-1 / 3, rel=1e-12)
+    tiny = Case("c_tiny_sinc", {"x": x}, sympy.sin(x) / x / sympy.Integer(10) ** 13, {"x": (-2, 2)})
+    kept = _reference.exact_hessian(tiny, at, negligible=1e-10).flatten()
+    settled = _reference.exact_hessian(tiny, at).flatten()
+    assert 0 < abs(float(kept[0])) < 1e-10 and float(kept[0]) != float(settled[0])
+    assert float(settled[0]) == pytest.approx(-1 / 3 * 1e-13, rel=1e-12)
+    assert float(kept[1]) == float(settled[1])  # a regular row is the same either way
+
+
+def test_the_runner_settles_every_suspect_row_when_atol_is_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The threshold comes from the tolerances the paths compare under: a thousandth of the
+    smallest atol, and nothing at all for a case that allows no absolute error."""
+    import verijac
+    from verijac import _reference, scalar
+    from verijac._tolerances import resolve_tolerance
+
+    seen: list[float] = []
+    real = _reference._settled
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(float(args[6]) if len(args) > 6 else float(kwargs.get("negligible", 0.0)))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_reference, "_settled", spy)
+    x = scalar("x")
+    opts = {"seed": 0, "max_examples": 1, "batch_size": 4, "dtypes": "float64"}
+    plain = verijac.Case("c_neg_default", {"x": x}, sympy.sin(x), {"x": (-1, 1)})
+    verijac.check_op(torch.sin, plain, paths=["func.jacrev"], **opts)  # type: ignore[arg-type]
+    atol = resolve_tolerance("float64", order=1).atol  # the jacobian's: 2 × 1e-7
+    assert seen and all(v == pytest.approx(_reference.NEGLIGIBLE * atol) for v in seen)
+    seen.clear()
+    strict = verijac.Case(
+        "c_neg_zero",
+        {"x": x},
+        sympy.sin(x),
+        {"x": (-1, 1)},
+        tolerances={"float64": {"atol": 0.0}},
+    )
+    verijac.check_op(torch.sin, strict, paths=["func.jacrev"], **opts)  # type: ignore[arg-type]
+    assert seen and all(v == 0.0 for v in seen)

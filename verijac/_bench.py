@@ -224,7 +224,7 @@ def _compare(method: Method, value: Any, ref: Any, case: Case, dtype: str) -> tu
         path=method.path,
     )
     check = ref.bound(method.computes, tol)
-    cmp = check.check(value, locate=False)
+    cmp = check.check(value, locate=False, describe=False)
     if not cmp.ok:
         cmp = check.check(value, cond=ref.cond(method.computes), locate=False)
     if cmp.ok:

@@ -136,7 +136,12 @@ class Bound:
     inv_ulp: torch.Tensor
 
     def check(
-        self, actual: torch.Tensor, *, cond: torch.Tensor | None = None, locate: bool = True
+        self,
+        actual: torch.Tensor,
+        *,
+        cond: torch.Tensor | None = None,
+        locate: bool = True,
+        describe: bool = True,
     ) -> Comparison:
         """Compare ``actual`` (a path's result in ``dtype``) with the bound widened by ``cond``.
 
@@ -148,7 +153,11 @@ class Bound:
             locate: whether a passing comparison finds its worst entry (``index``,
                 ``expected``, ``actual``, ``allowed``); the runner, which keeps only the
                 maxima of passing comparisons, skips it (``index`` is then ``[]`` and the
-                three values NaN). A failing comparison always locates its worst entry.
+                three values NaN). A failing comparison always locates its worst entry,
+                unless ``describe`` is false.
+            describe: whether a failing comparison is described (its maxima, worst entry and
+                failing rows); ``False`` returns ``ok=False`` with NaN figures, for a caller
+                that only decides whether to compare again with a wider bound.
 
         Raises:
             ShapeError: ``actual`` has another shape than the expected result (a `ValueError`).
@@ -177,6 +186,9 @@ class Bound:
         # inf - inf (an unbounded entry) is NaN: both take the careful route below.
         scratch = torch.sub(diff, allowed)
         if not float(scratch.max()) <= 0.0 and not bool((diff <= allowed).all()):
+            if not describe:
+                nan = math.nan
+                return Comparison(False, nan, nan, nan, [], nan, nan, nan, [], 0, self.tolerance)
             return self._failure(a, diff, allowed)
         maxima = [diff.max()]
         for inverse in (self.inv_rel, self.inv_ulp):

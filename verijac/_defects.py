@@ -187,12 +187,34 @@ def find_defect(
 
         torch_version = str(torch.__version__)
     kinds = tuple(op_kinds)
-    for d in list_defects():
+    entries = tuple(list_defects())
+    # A run asks once per record (16,280 in `ci`) about a few hundred distinct scopes; the
+    # answers hold while the registry holds the same entries (compared item by item, by
+    # identity first).
+    global _FOUND_FOR
+    if entries != _FOUND_FOR:
+        _FOUND.clear()
+        _FOUND_FOR = entries
+    key = (case, kinds, path.name, path.family, device, dtype, torch_version)
+    if key in _FOUND:
+        return _FOUND[key]
+    found = None
+    for d in entries:
         if d.covers(
             case=case, op_kinds=kinds, path=path, device=device, dtype=dtype
         ) and d.applies_to_version(torch_version):
-            return d
-    return None
+            found = d
+            break
+    if len(_FOUND) >= _FOUND_MAX:
+        _FOUND.clear()
+    _FOUND[key] = found
+    return found
+
+
+#: `find_defect`'s answers by the record's scope, for the registry's entries `_FOUND_FOR`.
+_FOUND: dict[tuple[Any, ...], TorchDefect | None] = {}
+_FOUND_FOR: tuple[TorchDefect, ...] = ()
+_FOUND_MAX = 65536
 
 
 def load_defect_file(path: str | FilePath) -> list[TorchDefect]:

@@ -135,13 +135,15 @@ def exact_jacobian(
     digits: int | None = None,
     *,
     suspect_rtol: float | None = None,
+    negligible: float = 0.0,
 ) -> torch.Tensor:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`).
 
     In float64, rows where the generated code cannot be trusted (`suspect_rows`: NaN/inf, or
     a value that jumps when the point moves by a few roundoffs, as at a removable
-    singularity such as sin(x)/x near 0) are evaluated with mpmath instead.
+    singularity such as sin(x)/x near 0) are evaluated with mpmath instead, except finite rows
+    whose every entry is below ``negligible`` in magnitude (`_settled`).
     """
     if digits is not None:
         from ._precise import precise_jacobian
@@ -154,6 +156,7 @@ def exact_jacobian(
         lambda at: _generated_jacobian(case, at),
         lambda at: exact_values(case, at),
         suspect_rtol,
+        negligible,
     )
 
 
@@ -177,6 +180,11 @@ COND_COORDINATES = 64
 SETTLE_ROWS = 64
 #: Digits of the mpmath evaluation of suspect rows.
 SETTLE_DIGITS = 30
+#: A row whose float64 value and alternatives all stay below this fraction of the smallest
+#: ``atol`` it is compared under is not settled (`_settled`): its error moves the bound by less
+#: than 0.1 % of atol. (network_sdpa's Hessian at a saturated softmax: entries of 1e-12 that
+#: float64 rounds to 0, beside atol 1e-7, cost 7 s of mpmath in `ci`.)
+NEGLIGIBLE = 1e-3
 #: Roundoff noise beyond this, relative (the second difference of the value under moves of the
 #: point by `MOVE_ULPS` roundoffs either way, `suspect_rows`), marks a row whose float64
 #: evaluation cancels (a well-conditioned value's noise is a few times 1e-16).
@@ -198,6 +206,11 @@ ONE_CALL_ENTRIES = 2**22
 #: value (or Jacobian) below it, and the relative disagreement that marks a row.
 FD_STEP = 1e-6
 FD_RTOL = 1e-3
+#: Roundoff of each side of the central difference, in units of its own magnitude: an entry
+#: of ``lower`` evaluated without cancellation is within a few roundoffs of its value, so its
+#: difference carries noise up to ``FD_NOISE_ULPS · eps · |lower| / FD_STEP``, which is not
+#: evidence against the derivative (`inconsistent_rows`).
+FD_NOISE_ULPS = 8
 
 
 def suspect_rows(
@@ -237,10 +250,12 @@ def inconsistent_rows(
     value: torch.Tensor,
     args: Sequence[torch.Tensor],
     lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    negligible: float = 0.0,
 ) -> torch.Tensor:
     """Rows ``(N,)`` where the derivative ``value`` (``(N, …, n)``, the last axis the inputs)
     disagrees with a central difference of ``lower`` along a random direction by more than
-    `FD_RTOL` of the row's scale.
+    `FD_RTOL` of the row's scale, beyond the difference's own roundoff (`FD_NOISE_ULPS`);
+    a finite row where both stay below ``negligible`` in every entry is not marked.
 
     This catches what the moved-point test cannot: a cancellation that rounds to the same
     wrong value at every nearby point (the second derivative of sin(x)/x at 1e-9 evaluates
@@ -264,11 +279,17 @@ def inconsistent_rows(
     # Directional derivative: value · (h / FD_STEP) against (up - down) / (2 FD_STEP).
     h_flat = torch.cat([h.reshape(n_points, -1) for h in steps], dim=1) / FD_STEP
     along = (value * h_flat.reshape(n_points, *[1] * (value.dim() - 2), -1)).sum(-1)
-    fd = (up - down).reshape(along.shape) / (2 * FD_STEP)
-    err = (fd - along).reshape(n_points, -1).abs().amax(dim=1)
-    scale = torch.maximum(fd.reshape(n_points, -1).abs(), along.reshape(n_points, -1).abs())
-    bad = err > FD_RTOL * scale.amax(dim=1)
-    return bad | ~torch.isfinite(err)
+    fd = (up - down).reshape(n_points, -1) / (2 * FD_STEP)
+    along = along.reshape(n_points, -1)
+    # The difference's own roundoff, entry by entry: where the derivative is zero in truth
+    # (attention's Hessian at a saturated softmax, 1e-12 beside a Jacobian of 1e-2), the
+    # difference is that noise and nothing else.
+    noise = FD_NOISE_ULPS * torch.finfo(torch.float64).eps / (2 * FD_STEP)
+    noise = noise * (up.abs() + down.abs()).reshape(n_points, -1)
+    excess = (fd - along).abs() - noise
+    scale = torch.maximum(fd.abs(), along.abs()).amax(dim=1)
+    bad = (excess > FD_RTOL * scale.unsqueeze(1)).any(dim=1) & ~(scale < negligible)
+    return bad | ~torch.isfinite(excess).all(dim=1)
 
 
 def _settled(
@@ -278,9 +299,17 @@ def _settled(
     evaluate: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     suspect_rtol: float | None = None,
+    negligible: float = 0.0,
 ) -> torch.Tensor:
     """``evaluate(args)`` with its `suspect_rows` (jumps beyond ``suspect_rtol``, default
-    `SUSPECT_RTOL`) and `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`)."""
+    `SUSPECT_RTOL`) and `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`).
+
+    A finite row whose entries are all below ``negligible`` in magnitude (at the point and its
+    moves for the noise test; in the derivative and the central difference for the
+    consistency test, so that a value that rounds to zero where the truth is not still is
+    settled) is kept as float64 evaluates it: its error is below that too. The caller passes a small fraction of the smallest absolute tolerance the row
+    will be compared under (`NEGLIGIBLE`): an error there cannot move a verdict.
+    """
     import torch
 
     # Every input with the batch in front (a path that moves the points may pass some
@@ -302,7 +331,13 @@ def _settled(
         value = value.clone()  # not a view that keeps the moved rows alive in the cache
     else:
         value, up, down = (evaluate(tuple(x * (1 + s * u) for x in args)) for s in (0, 1, -1))
-    bad = suspect_rows(value, up, down, suspect_rtol) | inconsistent_rows(value, args, lower)
+    suspect = suspect_rows(value, up, down, suspect_rtol)
+    if (
+        negligible > 0 and value.numel()
+    ):  # NaN/inf rows have no size below anything: they stay suspect
+        size = torch.stack([value.abs(), up.abs(), down.abs()]).reshape(3, n_points, -1)
+        suspect &= ~(size.amax(dim=2).amax(dim=0) < negligible)
+    bad = suspect | inconsistent_rows(value, args, lower, negligible)
     # Every row float64 could not evaluate (0/0 at an exact special value such as a zero
     # coordinate), else it would read as a defect of the case; of the finite suspect rows,
     # the first `SETTLE_ROWS`.
@@ -337,6 +372,7 @@ def exact_hessian(
     digits: int | None = None,
     *,
     suspect_rtol: float | None = None,
+    negligible: float = 0.0,
 ) -> torch.Tensor:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``
     and suspect rows: as in `exact_jacobian`)."""
@@ -361,6 +397,7 @@ def exact_hessian(
         evaluate,
         lambda at: _generated_jacobian(case, at),
         suspect_rtol,
+        negligible,
     )
 
 
@@ -407,6 +444,21 @@ class _Reference:
     #: Whether the function's graph holds a linear-algebra op (`verijac._defects.op_kinds`
     #: ``"linalg"``): its roundoff is normwise, see `perturbed`.
     normwise: bool = False
+    #: Magnitude below which a float64 row is not re-evaluated with mpmath (`_settled`):
+    #: `NEGLIGIBLE` of the smallest ``atol`` the comparisons use (0: every suspect row).
+    negligible: float = 0.0
+
+    def sibling(self, problem: Problem) -> _Reference:
+        """The reference of another problem of the same case, compared the same way."""
+        return _Reference(
+            self.case,
+            problem,
+            self.dtype,
+            self.seed,
+            self.digits,
+            normwise=self.normwise,
+            negligible=self.negligible,
+        )
 
     @property
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -417,7 +469,11 @@ class _Reference:
         return self._once(
             "jac",
             lambda: exact_jacobian(
-                self.case, self.inputs, self.digits, suspect_rtol=self.suspect_rtol
+                self.case,
+                self.inputs,
+                self.digits,
+                suspect_rtol=self.suspect_rtol,
+                negligible=self.negligible,
             ),
         )
 
@@ -426,7 +482,11 @@ class _Reference:
         return self._once(
             "hess",
             lambda: exact_hessian(
-                self.case, self.inputs, self.digits, suspect_rtol=self.suspect_rtol
+                self.case,
+                self.inputs,
+                self.digits,
+                suspect_rtol=self.suspect_rtol,
+                negligible=self.negligible,
             ),
         )
 
@@ -578,11 +638,9 @@ class _Reference:
                     signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
                     moved.append(x64 + signs.to(torch.float64).to(x64.device) * size)
                 moves.append(moved)
-        out = []
-        for moved in moves:
-            problem = dataclasses.replace(self.problem, inputs=tuple(moved))
-            out.append(_Reference(self.case, problem, self.dtype, self.seed, self.digits))
-        return out
+        return [
+            self.sibling(dataclasses.replace(self.problem, inputs=tuple(moved))) for moved in moves
+        ]
 
     def at(self, inputs: tuple[torch.Tensor, ...]) -> _Reference:
         """The reference at other points with the same tangents (paths that move the points,
@@ -599,10 +657,7 @@ class _Reference:
                 return other
         from .strategies import valid_rows
 
-        problem = dataclasses.replace(self.problem, inputs=tuple(inputs))
-        ref = _Reference(
-            self.case, problem, self.dtype, self.seed, self.digits, normwise=self.normwise
-        )
+        ref = self.sibling(dataclasses.replace(self.problem, inputs=tuple(inputs)))
         inside = valid_rows(self.case, tuple(inputs))
         if not bool(inside.all()):
             ref.outside = ~inside

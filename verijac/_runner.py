@@ -50,7 +50,7 @@ from ._parallel import can_fork, resolve_jobs
 from ._points import _point_dict
 from ._precise import check_digits, describe
 from ._records import _baseline_index, _baseline_name, _record, against_baseline
-from ._reference import _Reference
+from ._reference import NEGLIGIBLE, _Reference
 from ._report import Record, Report
 from ._resolve import (
     _as_list,
@@ -108,6 +108,7 @@ def _batch(group: _Group, batch: Batch, heads: Sequence[int] = (0,)) -> None:
         opts.seed + group.chunks,
         opts.reference_digits,
         normwise="linalg" in group.op_kinds,
+        negligible=NEGLIGIBLE * min(s.tolerance.atol for s in group.states),
     )
     # Which paths run on which points of this chunk: all of them, or the head rows of each
     # drawn batch for a path with a cap on its points (`_point_cap`) that this chunk exceeds.
@@ -153,9 +154,7 @@ def _batch(group: _Group, batch: Batch, heads: Sequence[int] = (0,)) -> None:
                     batch.tangents[rows],
                     batch.cotangents[rows],
                 )
-                small[key] = _Reference(
-                    group.case, problem, group.tdtype, ref.seed, ref.digits, normwise=ref.normwise
-                )
+                small[key] = ref.sibling(problem)
             sref = small[key]
             if get_kind(state.path.computes).second_order:
                 defect, row = _defect(sref, True)

@@ -296,7 +296,8 @@ def _clear_rows(cols: _Columns, x: torch.Tensor) -> torch.Tensor | None:
     import torch
 
     if cols.exclude is None and x.numel():
-        least, most = torch.aminmax(x, dim=0)  # NaN propagates, and fails both tests
+        # NaN propagates, and fails both tests. (Not torch.aminmax: 4x slower on wide rows.)
+        least, most = x.amin(dim=0), x.amax(dim=0)
         if bool(((least >= cols.lo) & (most <= cols.hi)).all()):
             return None
     ok = (x >= cols.lo) & (x <= cols.hi)
