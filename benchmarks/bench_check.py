@@ -219,6 +219,18 @@ def speed_gauge(repeat: int = 5) -> float:
         return 1e3 * _median(lambda: torch.func.linearize(f, x), repeat)
 
 
+def _stolen() -> float | None:
+    """CPU seconds the hypervisor gave to other guests so far, over all CPUs (Linux's
+    ``/proc/stat`` steal column; ``None`` elsewhere). On a shared virtual machine the same
+    work takes longer in wall time while its CPUs are stolen."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def suite(profile: str, jobs: int | str) -> None:
     """The shipped cases on the CPU in float64 and float32 as the README's main job runs them:
     ``verijac check --profile PROFILE`` in a fresh process, timed from its start to its exit
@@ -238,9 +250,11 @@ def suite(profile: str, jobs: int | str) -> None:
             "--seed", "0", "--jobs", str(jobs), "--json", run_file, "--quiet", "--no-progress",
         ]  # fmt: skip
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stolen = _stolen()
         t0 = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         dt = time.perf_counter() - t0
+        stolen_after = _stolen()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if not os.path.exists(run_file):
             tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
@@ -267,9 +281,15 @@ def suite(profile: str, jobs: int | str) -> None:
         f"    {in_paths:.1f} s inside path calls and comparisons (all jobs); slowest paths: "
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in slowest)
     )
+    steal = ""
+    if stolen is not None and stolen_after is not None:
+        steal = (
+            f"; CPU time stolen by the hypervisor during the run: {stolen_after - stolen:.1f} s "
+            f"over {os.cpu_count()} CPUs"
+        )
     print(
         f"    machine speed gauge (before the run): {gauge:.1f} ms per linearize trace "
-        "(lower is faster; compare runs at similar gauges)"
+        f"(lower is faster; compare runs at similar gauges){steal}"
     )
     print("    " + report.summary().splitlines()[0])
 

@@ -193,3 +193,15 @@ def test_tolerance_aliases_are_normalised() -> None:
     case = Case("c_tol", inputs={"x": x}, outputs=x**2, domain={"x": (-1, 1)},
                 tolerances={"float": {"rtol": 1e-3}, torch.float64: {"atol": 1e-9}})  # fmt: skip
     assert case.tolerances == {"float32": {"rtol": 1e-3}, "float64": {"atol": 1e-9}}
+
+
+def test_array_takes_an_int_or_a_sequence_of_ints_and_says_so_otherwise() -> None:
+    from verijac import ShapeError, array
+
+    assert array("v", 3).shape == (3,)
+    assert array("m", (2, 3)).shape == (2, 3)
+    for bad in ("ab", 2.5, (2.0, 3), None, True):
+        with pytest.raises(ShapeError, match="shape must be an int or a sequence of ints"):
+            array("v", bad)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="every dimension must be >= 1"):
+        array("v", (0,))

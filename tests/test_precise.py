@@ -396,3 +396,35 @@ def test_the_runner_settles_every_suspect_row_when_atol_is_zero(
     )
     verijac.check_op(torch.sin, strict, paths=["func.jacrev"], **opts)  # type: ignore[arg-type]
     assert seen and all(v == 0.0 for v in seen)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_the_conditioning_term_is_the_same_with_the_moves_stacked_or_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, wide: bool
+) -> None:
+    """`_Reference.cond` evaluates the moved points stacked along the batch (one call of the
+    generated code for all of them where they fit in `COND_STACK_ENTRIES`): the same term
+    as one reference per move, for a case moved one element at a time and for one wider
+    than `COND_COORDINATES` (random signs), and at points a path moved."""
+    from verijac import Case, _reference, array, scalar
+    from verijac._reference import _Reference, make_problem
+
+    size = _reference.COND_COORDINATES + 1 if wide else 3
+    v, s = array("v", size), scalar("s")
+    expr = sympy.sin(s * sum(v)) / (1 + sum(x**2 for x in v))
+    case = Case(f"c_cond_stack_{size}", {"v": v, "s": s}, expr, {"v": (-1, 1), "s": (0.5, 2)})
+    gen = torch.Generator().manual_seed(3)
+    vs = torch.rand(6, size, generator=gen, dtype=torch.float64) * 2 - 1
+    ss = torch.rand(6, generator=gen, dtype=torch.float64) + 0.5
+    problem = make_problem(case, (vs, ss), generator=gen)
+
+    def conds() -> list[torch.Tensor]:
+        ref = _Reference(case, problem, torch.float32, 0)
+        moved = ref.at((vs, ss[:1].expand_as(ss).clone()))  # s fixed at row 0, as a range path
+        return [r.cond(k) for r in (ref, moved) for k in ("jacobian", "jvp", "hessian")]
+
+    stacked = conds()
+    monkeypatch.setattr(_reference, "COND_STACK_ENTRIES", 1)
+    for a, b in zip(stacked, conds(), strict=True):
+        assert torch.equal(a, b)
+    assert all(bool((c > 0).any()) for c in stacked)

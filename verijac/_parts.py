@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,19 @@ def scalar(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
-def array(name: str, shape: Sequence[int]) -> sympy.Array:
-    """An array of real input symbols ``name[i,j,…]`` with the given shape."""
-    shape = tuple(int(s) for s in shape)
+def array(name: str, shape: int | Sequence[int]) -> sympy.Array:
+    """An array of real input symbols ``name[i,j,…]`` with the given shape (an int ``n``:
+    a vector, ``(n,)``)."""
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        if isinstance(shape, (str, bytes, bool)):
+            raise TypeError
+        shape = tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise ShapeError(
+            f"array input {name!r}: shape must be an int or a sequence of ints, got {shape!r}"
+        ) from None
     if any(s <= 0 for s in shape):
         raise ShapeError(f"array input {name!r}: every dimension must be >= 1, got shape={shape}")
     idx: list[tuple[int, ...]] = [()]

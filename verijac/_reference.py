@@ -136,6 +136,7 @@ def exact_jacobian(
     *,
     suspect_rtol: float | None = None,
     negligible: float = 0.0,
+    settle_rows: int | None = None,
 ) -> torch.Tensor:
     """The exact Jacobian at ``inputs`` in float64, flattened to ``(N, m, n)``: the generated
     code run in float64, or with ``digits``, mpmath at that precision (`verijac._precise`).
@@ -143,7 +144,8 @@ def exact_jacobian(
     In float64, rows where the generated code cannot be trusted (`suspect_rows`: NaN/inf, or
     a value that jumps when the point moves by a few roundoffs, as at a removable
     singularity such as sin(x)/x near 0) are evaluated with mpmath instead, except finite rows
-    whose every entry is below ``negligible`` in magnitude (`_settled`).
+    whose every entry is below ``negligible`` in magnitude (`_settled`); at most
+    ``settle_rows`` (default `SETTLE_ROWS`) finite rows.
     """
     if digits is not None:
         from ._precise import precise_jacobian
@@ -157,6 +159,7 @@ def exact_jacobian(
         lambda at: exact_values(case, at),
         suspect_rtol,
         negligible,
+        settle_rows,
     )
 
 
@@ -174,6 +177,9 @@ def _generated_jacobian(case: Case, at: Sequence[torch.Tensor]) -> torch.Tensor:
 #: Cases with at most this many input elements get `_Reference.cond` from one move per
 #: element (its first-order worst case); wider ones from two moves with random signs.
 COND_COORDINATES = 64
+#: Entries (Jacobian and Hessian, all points) of one stacked evaluation of `_Reference.cond`'s
+#: moved points: 32 MiB in float64, times the few working copies `_settled` makes.
+COND_STACK_ENTRIES = 2**22
 
 #: At most this many finite suspect rows of one evaluation are settled with mpmath (the rest
 #: stay float64); rows float64 gives as NaN/inf are always settled.
@@ -300,6 +306,7 @@ def _settled(
     lower: Callable[[Sequence[torch.Tensor]], torch.Tensor],
     suspect_rtol: float | None = None,
     negligible: float = 0.0,
+    settle_rows: int | None = None,
 ) -> torch.Tensor:
     """``evaluate(args)`` with its `suspect_rows` (jumps beyond ``suspect_rtol``, default
     `SUSPECT_RTOL`) and `inconsistent_rows` evaluated by mpmath (`SETTLE_DIGITS`).
@@ -340,10 +347,11 @@ def _settled(
     bad = suspect | inconsistent_rows(value, args, lower, negligible)
     # Every row float64 could not evaluate (0/0 at an exact special value such as a zero
     # coordinate), else it would read as a defect of the case; of the finite suspect rows,
-    # the first `SETTLE_ROWS`.
+    # the first ``settle_rows`` (`SETTLE_ROWS`).
     finite = torch.isfinite(value.reshape(n_points, -1)).all(dim=1)
+    cap = SETTLE_ROWS if settle_rows is None else settle_rows
     rows = torch.cat(
-        [(bad & ~finite).nonzero().flatten(), (bad & finite).nonzero().flatten()[:SETTLE_ROWS]]
+        [(bad & ~finite).nonzero().flatten(), (bad & finite).nonzero().flatten()[:cap]]
     )
     if rows.numel() == 0:
         return value
@@ -373,6 +381,7 @@ def exact_hessian(
     *,
     suspect_rtol: float | None = None,
     negligible: float = 0.0,
+    settle_rows: int | None = None,
 ) -> torch.Tensor:
     """The exact Hessian at ``inputs`` in float64, flattened to ``(N, m, n, n)`` (``digits``
     and suspect rows: as in `exact_jacobian`)."""
@@ -398,6 +407,7 @@ def exact_hessian(
         lambda at: _generated_jacobian(case, at),
         suspect_rtol,
         negligible,
+        settle_rows,
     )
 
 
@@ -447,9 +457,13 @@ class _Reference:
     #: Magnitude below which a float64 row is not re-evaluated with mpmath (`_settled`):
     #: `NEGLIGIBLE` of the smallest ``atol`` the comparisons use (0: every suspect row).
     negligible: float = 0.0
+    #: At most this many finite suspect rows are settled with mpmath (`SETTLE_ROWS` per
+    #: point set; a reference of several point sets stacked gets that many times more).
+    settle_rows: int = SETTLE_ROWS
 
-    def sibling(self, problem: Problem) -> _Reference:
-        """The reference of another problem of the same case, compared the same way."""
+    def sibling(self, problem: Problem, sets: int = 1) -> _Reference:
+        """The reference of another problem of the same case, compared the same way;
+        ``sets``: how many point sets ``problem`` stacks (`cond`'s moves)."""
         return _Reference(
             self.case,
             problem,
@@ -458,6 +472,7 @@ class _Reference:
             self.digits,
             normwise=self.normwise,
             negligible=self.negligible,
+            settle_rows=SETTLE_ROWS * sets,
         )
 
     @property
@@ -474,6 +489,7 @@ class _Reference:
                 self.digits,
                 suspect_rtol=self.suspect_rtol,
                 negligible=self.negligible,
+                settle_rows=self.settle_rows,
             ),
         )
 
@@ -487,6 +503,7 @@ class _Reference:
                 self.digits,
                 suspect_rtol=self.suspect_rtol,
                 negligible=self.negligible,
+                settle_rows=self.settle_rows,
             ),
         )
 
@@ -580,9 +597,11 @@ class _Reference:
 
             exp = self.exact(computes)
             cond = torch.zeros_like(exp)
-            for p in self.perturbed:
-                change = (p.exact(computes) - exp).abs()
-                cond = cond + change if self.coordinatewise else cond.maximum(change)
+            for stacked, count in self.perturbed:
+                moved = stacked.exact(computes).reshape(count, *exp.shape)
+                for k in range(count):
+                    change = (moved[k] - exp).abs()
+                    cond = cond + change if self.coordinatewise else cond.maximum(change)
             self.cache[key] = torch.nan_to_num(cond, nan=0.0, posinf=0.0)
         return self.cache[key]
 
@@ -597,10 +616,12 @@ class _Reference:
         return batched and self.case.n_in <= COND_COORDINATES
 
     @cached_property
-    def perturbed(self) -> list[_Reference]:
+    def perturbed(self) -> list[tuple[_Reference, int]]:
         """The reference at the inputs moved by `COND_ULPS` roundoffs of the path's dtype:
         one input element at a time (`coordinatewise`), else every element with random signs,
-        twice.
+        twice. The moved point sets are stacked along the batch, as many per reference as
+        `COND_STACK_ENTRIES` allows (one call of the generated code instead of one per input
+        element): ``(reference, how many point sets it stacks)``.
 
         Each element moves relative to itself; with `normwise`, each element of an array input
         moves by at least that many roundoffs of the input's largest element at that point. A
@@ -638,9 +659,31 @@ class _Reference:
                     signs = torch.where(torch.rand(x64.shape, generator=gen) < 0.5, -u, u)
                     moved.append(x64 + signs.to(torch.float64).to(x64.device) * size)
                 moves.append(moved)
-        return [
-            self.sibling(dataclasses.replace(self.problem, inputs=tuple(moved))) for moved in moves
+        # Inputs a moving path passed without a batch dimension (fixed at one row) are
+        # expanded to the batch first, as `_settled` would: point sets stack along it.
+        variables = self.case.variables
+        batched = [x for x, v in zip(self.inputs, variables, strict=True) if x.dim() > len(v.shape)]
+        n_points = int(batched[0].shape[0]) if batched else 1
+        moves = [
+            [
+                x.expand(n_points, *v.shape) if x.dim() == len(v.shape) else x
+                for x, v in zip(moved, variables, strict=True)
+            ]
+            for moved in moves
         ]
+        per_set = max(n_points * self.case.n_out * self.case.n_in * (self.case.n_in + 1), 1)
+        stack = max(1, COND_STACK_ENTRIES // per_set)
+        out = []
+        for start in range(0, len(moves), stack):
+            sets = moves[start : start + stack]
+            problem = dataclasses.replace(
+                self.problem,
+                inputs=tuple(torch.cat(parts) for parts in zip(*sets, strict=True)),
+                tangents=self.problem.tangents.repeat(len(sets), 1),
+                cotangents=self.problem.cotangents.repeat(len(sets), 1),
+            )
+            out.append((self.sibling(problem, len(sets)), len(sets)))
+        return out
 
     def at(self, inputs: tuple[torch.Tensor, ...]) -> _Reference:
         """The reference at other points with the same tangents (paths that move the points,
