@@ -481,30 +481,22 @@ class _Reference:
 
     @property
     def jac(self) -> torch.Tensor:
-        return self._once(
-            "jac",
-            lambda: exact_jacobian(
-                self.case,
-                self.inputs,
-                self.digits,
-                suspect_rtol=self.suspect_rtol,
-                negligible=self.negligible,
-                settle_rows=self.settle_rows,
-            ),
-        )
+        return self._once("jac", lambda: self._evaluated(exact_jacobian))
 
     @property
     def hess(self) -> torch.Tensor:
-        return self._once(
-            "hess",
-            lambda: exact_hessian(
-                self.case,
-                self.inputs,
-                self.digits,
-                suspect_rtol=self.suspect_rtol,
-                negligible=self.negligible,
-                settle_rows=self.settle_rows,
-            ),
+        return self._once("hess", lambda: self._evaluated(exact_hessian))
+
+    def _evaluated(self, exact: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """``exact`` (`exact_jacobian` or `exact_hessian`) at this reference's points, settled
+        as this reference settles."""
+        return exact(
+            self.case,
+            self.inputs,
+            self.digits,
+            suspect_rtol=self.suspect_rtol,
+            negligible=self.negligible,
+            settle_rows=self.settle_rows,
         )
 
     @property
