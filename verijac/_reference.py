@@ -189,7 +189,7 @@ SETTLE_DIGITS = 30
 #: A row whose float64 value and alternatives all stay below this fraction of the smallest
 #: ``atol`` it is compared under is not settled (`_settled`): its error moves the bound by less
 #: than 0.1 % of atol. (network_sdpa's Hessian at a saturated softmax: entries of 1e-12 that
-#: float64 rounds to 0, beside atol 1e-7, cost 7 s of mpmath in `ci`.)
+#: float64 rounds to 0, beside the Hessian's atol 4e-7, cost 7 s of mpmath in `ci`.)
 NEGLIGIBLE = 1e-3
 #: Roundoff noise beyond this, relative (the second difference of the value under moves of the
 #: point by `MOVE_ULPS` roundoffs either way, `suspect_rows`), marks a row whose float64
@@ -314,8 +314,9 @@ def _settled(
     A finite row whose entries are all below ``negligible`` in magnitude (at the point and its
     moves for the noise test; in the derivative and the central difference for the
     consistency test, so that a value that rounds to zero where the truth is not still is
-    settled) is kept as float64 evaluates it: its error is below that too. The caller passes a small fraction of the smallest absolute tolerance the row
-    will be compared under (`NEGLIGIBLE`): an error there cannot move a verdict.
+    settled) is kept as float64 evaluates it: its error is below that too. The caller passes
+    a small fraction of the smallest absolute tolerance the row will be compared under
+    (`NEGLIGIBLE`): an error there cannot move a verdict.
     """
     import torch
 
@@ -339,9 +340,8 @@ def _settled(
     else:
         value, up, down = (evaluate(tuple(x * (1 + s * u) for x in args)) for s in (0, 1, -1))
     suspect = suspect_rows(value, up, down, suspect_rtol)
-    if (
-        negligible > 0 and value.numel()
-    ):  # NaN/inf rows have no size below anything: they stay suspect
+    # A NaN/inf row has no size below anything: it stays suspect.
+    if negligible > 0 and value.numel():
         size = torch.stack([value.abs(), up.abs(), down.abs()]).reshape(3, n_points, -1)
         suspect &= ~(size.amax(dim=2).amax(dim=0) < negligible)
     bad = suspect | inconsistent_rows(value, args, lower, negligible)
