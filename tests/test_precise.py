@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -423,8 +424,14 @@ def test_the_conditioning_term_is_the_same_with_the_moves_stacked_or_one_by_one(
         moved = ref.at((vs, ss[:1].expand_as(ss).clone()))  # s fixed at row 0, as a range path
         return [r.cond(k) for r in (ref, moved) for k in ("jacobian", "jvp", "hessian")]
 
-    stacked = conds()
+    def unbatched() -> torch.Tensor:
+        # s given without a batch dimension (one value for every point): the moves stack
+        # along the batch of v, with s expanded to it.
+        fixed = dataclasses.replace(problem, inputs=(vs, ss[2]))
+        return _Reference(case, fixed, torch.float32, 0).cond("jacobian")
+
+    stacked, alone = conds(), unbatched()
     monkeypatch.setattr(_reference, "COND_STACK_ENTRIES", 1)
-    for a, b in zip(stacked, conds(), strict=True):
+    for a, b in zip([*stacked, alone], [*conds(), unbatched()], strict=True):
         assert torch.equal(a, b)
-    assert all(bool((c > 0).any()) for c in stacked)
+    assert all(bool((c > 0).any()) for c in [*stacked, alone])
