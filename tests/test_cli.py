@@ -381,3 +381,27 @@ def test_python_m_verijac_list_and_console_script_help() -> None:
     done = subprocess.run([*cmd, "--help"], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0
     assert all(c in done.stdout for c in ("list", "show", "check", "check-op"))
+
+
+@pytest.mark.parametrize(
+    ("preset", "torch_first", "expected"),
+    [(None, False, "1"), ("0", False, "0"), (None, True, None)],
+)
+def test_the_command_asks_torch_for_huge_pages_unless_told_or_too_late(
+    preset: str | None, torch_first: bool, expected: str | None
+) -> None:
+    """`main` sets ``THP_MEM_ALLOC_ENABLE=1`` for torch's allocator, keeps a value the user
+    set, and leaves the environment alone once torch is imported (torch has read it)."""
+    script = (
+        ("import torch\n" if torch_first else "")
+        + "import os\nfrom verijac._cli import main\nmain(['list', '--tag', 'seed'])\n"
+        + "print(repr(os.environ.get('THP_MEM_ALLOC_ENABLE')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if preset is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == repr(expected)

@@ -13,7 +13,7 @@ import torch
 
 from verijac import Case, UsageError, check, scalar
 from verijac._evaluate import _head_rows
-from verijac._parallel import can_fork, resolve_jobs, run_groups
+from verijac._parallel import FULL_COLLECTION_EVERY, can_fork, resolve_jobs, run_groups
 from verijac._runner import run
 
 x = scalar("x")
@@ -39,7 +39,7 @@ def _key(report: Any) -> list[tuple[Any, ...]]:
 #: Run in a fresh interpreter: the test process may hold threads (or JAX, loaded by other
 #: tests) that make verijac rightly refuse to fork there.
 SCRIPT = """
-import json, os, signal, sys
+import gc, json, os, signal, sys
 import sympy, torch
 from verijac import Case, scalar
 from verijac._runner import run
@@ -53,6 +53,10 @@ doomed = cases[1]
 
 def func_for(case):
     impl = case.implementation()
+    if sys.argv[1] == "gc":
+        def tell(t):  # the worker's collector settings, said through the record's reason
+            raise RuntimeError(f"gc {gc.get_threshold()[2]} {gc.get_freeze_count()}")
+        return tell
     if case is not doomed or sys.argv[1] != "crash":
         return impl
     def crash(t):
@@ -72,6 +76,10 @@ if sys.argv[1] == "same":
     out["two"] = key(two)
     out["jobs"] = two.settings["jobs"]
     out["streamed"] = streamed
+elif sys.argv[1] == "gc":
+    before = gc.get_threshold()
+    out["workers"] = [r[6] for r in key(run(cases, func_for=func_for, jobs=2, **small))]
+    out["parent"] = [before, gc.get_threshold(), gc.get_freeze_count()]
 else:
     out["crash"] = key(run(cases, func_for=func_for, jobs=2, **small))
 print(json.dumps(out))
@@ -105,6 +113,19 @@ def test_a_worker_that_dies_costs_its_case_only() -> None:
     assert by_case == {"par_0": {"pass"}, "par_1": {"error"}, "par_2": {"pass"}}
     assert all("died with signal SIGKILL" in r[6] for r in records if r[0] == "par_1")
     assert len(records) == 3 * 3
+
+
+@needs_fork
+def test_workers_freeze_what_they_inherit_and_collect_the_oldest_generation_rarely() -> None:
+    """Each worker freezes the heap it inherits and raises its full-collection threshold
+    (`FULL_COLLECTION_EVERY`); the parent's own collector is left exactly as it was."""
+    out = _fresh("gc")
+    assert len(out["workers"]) == 3 * 3
+    for reason in out["workers"]:
+        words = reason.split("gc ")[1].split()
+        assert int(words[0]) >= FULL_COLLECTION_EVERY and int(words[1]) > 0, reason
+    before, after, frozen = out["parent"]
+    assert after == before and frozen == 0
 
 
 def test_no_fork_where_threads_would_be_copied_half(monkeypatch: pytest.MonkeyPatch) -> None:

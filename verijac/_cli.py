@@ -252,6 +252,20 @@ for _keep in ("\n", "\t"):
     del _CONTROLS[ord(_keep)]
 
 
+def prefer_huge_pages() -> None:
+    """Let torch's CPU allocator back large tensors with transparent huge pages (2 MiB)
+    in this process, unless the environment already says (``THP_MEM_ALLOC_ENABLE``).
+
+    A check allocates and frees references of up to ~100 MB per chunk; each fresh 4 KiB
+    page costs the kernel a fault. Measured on a ``ci`` run: 4.2M page faults and 11 s of
+    system time with 4 KiB pages, 0.6M and 6 s with huge pages, the same peak memory. torch
+    reads the variable once, so this only acts before torch is imported (the command, not
+    a library call); values and code paths are unchanged (the tensors stay 64-byte aligned).
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
 def escape_controls(text: str) -> str:
     """``text`` with control characters other than newline and tab written as ``\\xNN``."""
     return text.translate(_CONTROLS)
@@ -259,6 +273,7 @@ def escape_controls(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``verijac`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    prefer_huge_pages()
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Escaped(out), _Escaped(err)
     try:
