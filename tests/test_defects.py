@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -183,7 +184,7 @@ def test_op_kinds_are_read_from_the_autograd_graph() -> None:
         "autograd_function_jvp",
         "autograd_function_vmap",
     }
-    assert op_kinds(NoJvp.apply(x)) == {"autograd_function"}
+    assert op_kinds(NoJvp.apply(x)) == {"autograd_function", "autograd_function_without_jvp"}
     # Through a wrapper and after other ops too.
     assert "autograd_function_jvp" in op_kinds((2 * Sin.apply(x * 3)).exp())
     assert op_kinds(torch.sin(x)) == frozenset()
@@ -209,6 +210,56 @@ def test_a_correct_op_with_a_jvp_passes_check_op_with_the_torch_defect_shown() -
     # The paths that do work through the Function are checked and pass.
     passed = {r.path for r in report.records if r.status == "pass"}
     assert {"higher.jacrev_jacfwd", "func.jacfwd", "func.jvp", "reverse.grad_loop"} <= passed
+
+
+class SquareNoJvp(torch.autograd.Function):
+    """Vmap support, a backward, no jvp: forward mode must say the jvp is missing."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+def test_a_function_without_a_jvp_is_unsupported_in_forward_mode_and_torchs_crash_known() -> None:
+    """Every forward-mode path gets torch's "implement the jvp" and is unsupported; forward
+    over forward crashes inside torch (an AssertionError), which the registry knows; the
+    reverse-mode paths are checked and pass."""
+    x = verijac.scalar("x")
+    case = verijac.Case("defects_square", {"x": x}, x**2, {"x": (-2, 2)})
+    report = verijac.check_op(
+        SquareNoJvp.apply, case, seed=1, max_examples=2, batch_size=8, dtypes="float64"
+    )
+    assert report.passed, str(report)
+    by_path = {r.path: r for r in report.records}
+    crashed = by_path["higher.jacfwd_jacfwd"]
+    assert crashed.status == "xfail", crashed.reason
+    assert crashed.known == "torch defect autograd-function-without-jvp-forward-over-forward"
+    assert "flat_bdims" in crashed.reason
+    for name in ("forward.dual", "func.jacfwd", "func.jacfwd_jacrev", "func.hessian"):
+        assert by_path[name].status == "unsupported", by_path[name].reason
+        assert "implement the jvp" in by_path[name].reason
+    assert {"reverse.grad_loop", "func.jacrev", "func.jacrev_jacrev"} <= {
+        r.path for r in report.records if r.status == "pass"
+    }
+    # The entry is scoped to Functions without a jvp: Sin (with one) is not covered by it.
+    assert not any(
+        r.known.endswith("without-jvp-forward-over-forward")
+        for r in verijac.check_op(
+            Sin.apply, _op_case(), seed=1, max_examples=1, batch_size=8, dtypes="float64"
+        ).records
+        if r.known
+    )
 
 
 def test_require_still_demands_what_the_known_defect_breaks() -> None:

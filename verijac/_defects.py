@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from .paths._base import AutogradPath
 
 #: What an op in the function's autograd graph may be (see `op_kinds`).
-OP_KINDS = ("autograd_function", "autograd_function_jvp", "autograd_function_vmap", "linalg")
+OP_KINDS = (
+    "autograd_function",
+    "autograd_function_jvp",
+    "autograd_function_without_jvp",
+    "autograd_function_vmap",
+    "linalg",
+)
 #: Record statuses an entry may turn into ``xfail``.
 SHOWS = ("mismatch", "error")
 _FIELDS = {
@@ -417,7 +423,8 @@ def op_kinds(outputs: Any) -> frozenset[str]:
     """The `OP_KINDS` found in the autograd graph behind ``outputs`` (tensors, nested).
 
     A `torch.autograd.Function` shows as a graph node whose ``_forward_cls`` is the Function;
-    it has a ``jvp`` (or ``vmap``) when the class overrides that staticmethod.
+    it has a ``jvp`` (or ``vmap``) when the class overrides that staticmethod
+    (``autograd_function_jvp``; else ``autograd_function_without_jvp``).
     """
     import torch
 
@@ -437,6 +444,8 @@ def op_kinds(outputs: Any) -> frozenset[str]:
             kinds.add("autograd_function")
             if _overrides(cls, "jvp"):
                 kinds.add("autograd_function_jvp")
+            else:
+                kinds.add("autograd_function_without_jvp")
             if _overrides(cls, "vmap") or getattr(cls, "generate_vmap_rule", False):
                 kinds.add("autograd_function_vmap")
         stack.extend(f for f, _ in getattr(fn, "next_functions", ()))
